@@ -1,0 +1,50 @@
+"""The application factory: the one place where settings, adapters, registry and HTTP are wired.
+
+``gunicorn 'modelplatform.app:create_app()'`` calls it once in every worker, after the fork, so
+each worker owns its models and its database connections. Nothing here runs at import time.
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from modelplatform.audit import AuditLog
+from modelplatform.audit.postgres import PostgresAuditLog
+from modelplatform.config import load_config
+from modelplatform.dataplane import DataPlane
+from modelplatform.http import context, health, models, problems
+from modelplatform.registry import load_registry
+from modelplatform.settings import Settings
+from modelplatform.store import S3ModelStore
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, store: S3ModelStore | None = None,
+               audit: AuditLog | None = None) -> Flask:
+    """Build the service: read settings (environment by default), load and verify every active model
+    version, and serve them.
+
+    Raises :class:`~modelplatform.errors.StartupError` (a :class:`~modelplatform.config.ConfigError`
+    for a broken config) naming every problem, so a bad deploy never starts serving.
+    """
+    settings = settings if settings is not None else Settings.from_env()
+    store = store if store is not None else S3ModelStore(settings.store)
+    audit = audit if audit is not None else PostgresAuditLog(settings.database_url)
+
+    config = load_config(settings.config_path)
+    registry = load_registry(config, store)
+    log.info("serving %d model(s), %d version(s) from %s, config %s revision %s",
+             len(registry), registry.count_versions(), store.location, settings.config_path, config.revision)
+
+    app = Flask("modelplatform")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.extensions["modelplatform.settings"] = settings
+    app.extensions["modelplatform.dataplane"] = DataPlane(registry, audit)
+
+    context.register(app, settings.max_body_bytes)
+    problems.register(app)
+    app.register_blueprint(models.bp)
+    app.register_blueprint(health.bp)
+    return app

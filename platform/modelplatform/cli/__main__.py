@@ -1,0 +1,5 @@
+import sys
+
+from modelplatform.cli import main
+
+sys.exit(main())

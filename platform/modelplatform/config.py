@@ -1,0 +1,245 @@
+"""``config/models.json`` parsed once into typed, validated objects.
+
+:func:`load_config` reads and validates a file; :func:`parse_config` does the same for an
+already-decoded document. Both raise :class:`ConfigError` listing *every* problem found: first the
+structure (the JSON Schema shipped as ``modelplatform/schemas/models-config.schema.json``), then,
+for each structurally sound model, the semantic rules of the spec.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import jsonpointer
+import jsonschema
+import jsonschema_rs
+
+from modelplatform import versions
+from modelplatform.errors import StartupError
+
+CONFIG_SCHEMA_FILE = "models-config.schema.json"
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with the config, located as precisely as known."""
+
+    message: str
+    model: str | None = None
+    version: str | None = None
+
+    def __str__(self) -> str:
+        where = ""
+        if self.model:
+            where = f"{self.model}" + (f" {self.version}" if self.version else "") + ": "
+        return where + self.message
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"model": self.model, "version": self.version, "message": self.message}
+
+
+class ConfigError(StartupError):
+    """The config is unusable; ``problems`` holds every :class:`ConfigProblem`."""
+
+    def __init__(self, problems: list[ConfigProblem], source: str = "config") -> None:
+        self.config_problems = list(problems)
+        self.source = source
+        super().__init__([f"{source}: {p}" for p in problems])
+
+
+@dataclass(frozen=True)
+class Example:
+    input: Any
+    output: Any = None
+    has_output: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ABTest:
+    """Integer ``weights`` summing to 100 over active versions; ``sticky_key`` a JSON Pointer or None."""
+
+    name: str
+    weights: Mapping[str, int]
+    sticky_key: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    description: str
+    active_versions: tuple[str, ...]
+    default: str
+    sha256: Mapping[str, str]
+    schemas: Mapping[str, Any]
+    examples: Mapping[str, tuple[Example, ...]] = field(default_factory=dict)
+    ab_test: ABTest | None = None
+    shadow: tuple[str, ...] = ()
+
+    def schema_key(self, version: str) -> str:
+        """The schema key that governs ``version`` (validated to be exactly one for active versions)."""
+        (key,) = versions.resolve(version, self.schemas)
+        return key
+
+    def schema_for(self, version: str) -> Any:
+        return self.schemas[self.schema_key(version)]
+
+    def examples_for(self, version: str) -> tuple[Example, ...]:
+        keys = versions.resolve(version, self.examples)
+        return tuple(ex for k in keys for ex in self.examples[k])
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    models: Mapping[str, ModelSpec]
+    revision: str
+    source: str = "config"
+
+    def __iter__(self):
+        return iter(self.models.values())
+
+
+@cache
+def config_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the config file, shipped inside the package."""
+    text = resources.files("modelplatform").joinpath("schemas", CONFIG_SCHEMA_FILE).read_text("utf-8")
+    return json.loads(text)
+
+
+def load_config(path: str | Path) -> ModelsConfig:
+    """Read, decode and validate a config file. Raises :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(f"cannot read config file: {exc.strerror or exc}")], str(path)) from None
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError([ConfigProblem(f"not valid JSON: {exc}")], str(path)) from None
+    return parse_config(data, source=str(path), revision=hashlib.sha256(raw).hexdigest()[:12])
+
+
+def parse_config(data: Any, *, source: str = "config", revision: str | None = None) -> ModelsConfig:
+    """Validate a decoded config document and build :class:`ModelsConfig`. Raises :class:`ConfigError`."""
+    problems = structural_problems(data)
+    if not isinstance(data, dict):
+        raise ConfigError(problems, source)
+    broken = {p.model for p in problems}
+    if None in broken:
+        raise ConfigError(problems, source)
+    specs: dict[str, ModelSpec] = {}
+    for name, body in data.items():
+        if name == "$schema" or name in broken:
+            continue
+        spec = _build_spec(name, body)
+        problems.extend(semantic_problems(spec))
+        specs[name] = spec
+    if problems:
+        raise ConfigError(problems, source)
+    if revision is None:
+        revision = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+    return ModelsConfig(models=MappingProxyType(specs), revision=revision, source=source)
+
+
+def structural_problems(data: Any) -> list[ConfigProblem]:
+    """Violations of the config's JSON Schema, attributed to the model they sit in."""
+    validator = jsonschema.Draft202012Validator(config_json_schema())
+    problems = []
+    for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+        path = list(error.absolute_path)
+        model = str(path[0]) if path else None
+        if error.validator == "propertyNames" and not path:
+            model = None
+        pointer = "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path)
+        problems.append(ConfigProblem(f"{pointer}: {error.message}", model=model))
+    return problems
+
+
+def _build_spec(name: str, body: dict[str, Any]) -> ModelSpec:
+    ab = body.get("ab_test")
+    return ModelSpec(
+        name=name,
+        description=body.get("description", ""),
+        active_versions=tuple(body["active_model_versions"]),
+        default=body["default"],
+        sha256=MappingProxyType(dict(body["sha256"])),
+        schemas=MappingProxyType(dict(body["schemas"])),
+        examples=MappingProxyType({
+            key: tuple(
+                Example(input=ex["input"], output=ex.get("output"), has_output="output" in ex,
+                        description=ex.get("description", ""))
+                for ex in items
+            )
+            for key, items in body.get("examples", {}).items()
+        }),
+        ab_test=None if ab is None else ABTest(
+            name=ab["name"], weights=MappingProxyType(dict(ab["weights"])), sticky_key=ab.get("sticky_key"),
+        ),
+        shadow=tuple(body.get("shadow", ())),
+    )
+
+
+def semantic_problems(spec: ModelSpec) -> list[ConfigProblem]:
+    """The spec's rules that a JSON Schema cannot express, for one structurally valid model."""
+    problems: list[ConfigProblem] = []
+    name, active = spec.name, set(spec.active_versions)
+
+    def problem(message: str, version: str | None = None) -> None:
+        problems.append(ConfigProblem(message, model=name, version=version))
+
+    if spec.default not in active:
+        problem(f"default {spec.default} is not one of active_model_versions {list(spec.active_versions)}; "
+                "add it there or pick an active version")
+    for version in spec.active_versions:
+        if version not in spec.sha256:
+            problem("no sha256 for this active version; add the digest printed by `modelplatform publish`",
+                    version)
+
+    for key, schema in spec.schemas.items():
+        try:
+            jsonschema.Draft202012Validator.check_schema(schema)
+            jsonschema_rs.validator_for(schema)
+        except jsonschema.SchemaError as exc:
+            problem(f"schemas[{key!r}] is not a valid JSON Schema 2020-12: {exc.message}")
+        except (ValueError, jsonschema_rs.ValidationError) as exc:  # e.g. a regex the validator cannot compile
+            problem(f"schemas[{key!r}] cannot be compiled: {exc}")
+    for version in spec.active_versions:
+        keys = versions.resolve(version, spec.schemas)
+        if not keys:
+            problem("no schema covers this version; add a schemas key such as "
+                    f"{version!r} or {'.'.join(version.split('.')[:-1] + ['X'])!r}", version)
+        elif len(keys) > 1:
+            problem(f"schema keys {keys} are equally specific for this version; make one more specific", version)
+
+    for key in spec.examples:
+        if not any(versions.matches(key, v) for v in spec.active_versions):
+            problem(f"examples key {key!r} covers no active version")
+
+    if spec.ab_test is not None:
+        ab = spec.ab_test
+        for version in ab.weights:
+            if version not in active:
+                problem(f"ab_test {ab.name!r} weights a version that is not active; "
+                        "add it to active_model_versions or drop the weight", version)
+        total = sum(ab.weights.values())
+        if total != 100:
+            problem(f"ab_test {ab.name!r} weights sum to {total}, they must sum to 100")
+        if ab.sticky_key is not None:
+            try:
+                jsonpointer.JsonPointer(ab.sticky_key)
+            except jsonpointer.JsonPointerException as exc:
+                problem(f"ab_test {ab.name!r} sticky_key {ab.sticky_key!r} is not a JSON Pointer "
+                        f"(write it like /customer_id): {exc}")
+    for version in spec.shadow:
+        if version not in active:
+            problem("shadow version is not active; shadow versions must be loaded, add it to "
+                    "active_model_versions", version)
+    return problems

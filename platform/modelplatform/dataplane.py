@@ -1,0 +1,146 @@
+"""The data plane: route → validate → predict → encode → record. Knows nothing of HTTP.
+
+Every request that reaches a known model version produces exactly one
+:class:`~modelplatform.audit.InferenceRecord`, whatever its outcome, and the outcome is returned
+(or raised) only after that record is durably stored.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from modelplatform import encoding
+from modelplatform.audit import AuditLog, InferenceRecord
+from modelplatform.audit.records import Status
+from modelplatform.errors import InvalidInput, ModelFailed, ModelRejected, Rejected
+from modelplatform.registry import LoadedVersion, Registry
+from modelplatform.routing import DefaultRouter, Route, Router
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_MESSAGE_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    """A predict call. ``raw_input`` is the body as received (already checked to be JSON); it is what
+    the audit row stores, so numbers keep their exact digits."""
+
+    model: str
+    payload: Any
+    request_id: str
+    version: str | None = None
+    routing_key: str | None = None
+    raw_input: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    inference_id: str
+    model: str
+    version: str
+    routed_by: str
+    experiment: str | None
+    output_json: bytes
+    latency_ms: float
+
+    def body(self) -> bytes:
+        """The 200 response document, embedding the already-encoded output."""
+        return encoding.dumps({
+            "inference_id": self.inference_id,
+            "model": self.model,
+            "version": self.version,
+            "routed_by": self.routed_by,
+            "experiment": self.experiment,
+            "output": encoding.Fragment(self.output_json),
+        })
+
+
+class DataPlane:
+    """Serves predictions from a :class:`Registry`, recording each through an :class:`AuditLog`."""
+
+    def __init__(self, registry: Registry, audit: AuditLog, router: Router | None = None) -> None:
+        self.registry = registry
+        self.audit = audit
+        self.router = router if router is not None else DefaultRouter()
+
+    def route(self, request: PredictRequest) -> tuple[LoadedVersion, Route]:
+        """Resolve the version. Raises :class:`UnknownModel`/:class:`UnknownVersion` (nothing is recorded)."""
+        model = self.registry.model(request.model)
+        if request.version is not None:
+            return model.version(request.version), Route(request.version, "pinned", None, request.routing_key)
+        route = self.router.route(model, request.payload, request.routing_key)
+        return model.versions[route.version], route
+
+    def predict(self, request: PredictRequest) -> Prediction:
+        """Answer one predict call.
+
+        Raises :class:`UnknownModel`/:class:`UnknownVersion` (404, not recorded),
+        :class:`InvalidInput`/:class:`Rejected` (422), :class:`ModelFailed` (500), and
+        :class:`AuditUnavailable` (503) when the record cannot be stored.
+        """
+        started = time.perf_counter()
+        loaded, route = self.route(request)
+        return self.run(loaded, route, request, started)
+
+    def run(self, loaded: LoadedVersion, route: Route, request: PredictRequest, started: float) -> Prediction:
+        """Validate, predict, encode and record on an already-routed version (also used for shadow calls)."""
+        inference_id = str(uuid.uuid4())
+        created_at = datetime.now(timezone.utc)
+        input_json = self._input_json(request)
+
+        def record(status: Status, output_json: bytes | None = None, error: dict[str, Any] | None = None) -> float:
+            latency_ms = (time.perf_counter() - started) * 1000.0
+            self.audit.record(InferenceRecord(
+                id=inference_id, created_at=created_at, model=loaded.model, version=loaded.version,
+                routed_by=route.routed_by, experiment=route.experiment, routing_key=route.routing_key,
+                status=status, input_json=input_json,
+                output_json=None if output_json is None else output_json.decode(),
+                error_json=None if error is None else encoding.dumps(error).decode(),
+                latency_ms=latency_ms, request_id=request.request_id, artifact_sha256=loaded.sha256,
+            ))
+            return latency_ms
+
+        violations = loaded.validator.violations(request.payload)
+        if violations:
+            errors = [v.as_dict() for v in violations]
+            record("invalid_input", error={"errors": errors})
+            raise InvalidInput(
+                f"{len(errors)} schema violation(s) for {loaded.model} {loaded.version}",
+                inference_id=inference_id, errors=errors,
+            )
+
+        try:
+            output = loaded.predictor.predict(request.payload)
+            output_json = encoding.encode_output(output)
+        except ModelRejected as exc:
+            record("rejected", error={"code": exc.code, "message": exc.message})
+            raise Rejected(exc.message or exc.code, inference_id=inference_id, code=exc.code) from None
+        except encoding.UnencodableOutput as exc:
+            record("error", error={"type": "UnencodableOutput", "message": _clip(str(exc))})
+            raise ModelFailed(f"{loaded.model} {loaded.version} returned an output that cannot be encoded as JSON",
+                              inference_id=inference_id) from None
+        except Exception as exc:  # a model is foreign code: anything it raises is its failure, not ours
+            log.exception("model raised", extra={"inference_id": inference_id, "model": loaded.model,
+                                                 "version": loaded.version})
+            record("error", error={"type": type(exc).__name__, "message": _clip(str(exc))})
+            raise ModelFailed(f"{loaded.model} {loaded.version} failed on this input",
+                              inference_id=inference_id) from None
+
+        latency_ms = record("ok", output_json=output_json)
+        return Prediction(inference_id, loaded.model, loaded.version, route.routed_by, route.experiment,
+                          output_json, latency_ms)
+
+    @staticmethod
+    def _input_json(request: PredictRequest) -> str:
+        if request.raw_input is not None:
+            return request.raw_input.decode("utf-8")
+        return encoding.dumps(request.payload).decode()
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_ERROR_MESSAGE_CHARS else text[:MAX_ERROR_MESSAGE_CHARS] + "…"

@@ -1,0 +1,116 @@
+"""Every error the platform can answer with, each carrying its HTTP status and problem type.
+
+One handler (:mod:`modelplatform.http.problems`) renders any :class:`ProblemError` as RFC 9457
+``application/problem+json``; the data plane and adapters raise these and never build responses.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+PROBLEM_BASE = "urn:modelplatform:problem:"
+
+
+class ModelRejected(Exception):
+    """Raised by a model's ``predict`` to refuse an input on business grounds.
+
+    Answered as 422 with ``code`` so callers can branch on it (e.g. ``unknown_vehicle``).
+    """
+
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(code, message)
+        self.code = str(code)
+        self.message = str(message)
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}" if self.message else self.code
+
+
+class ProblemError(Exception):
+    """Base of every error that becomes a problem+json response."""
+
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal-error"
+    title: ClassVar[str] = "Internal server error"
+
+    def __init__(self, detail: str, *, inference_id: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.inference_id = inference_id
+        self.extra = extra
+
+    @property
+    def type(self) -> str:
+        return PROBLEM_BASE + self.slug
+
+    def to_problem(self) -> dict[str, Any]:
+        """The RFC 9457 body: ``type``, ``title``, ``status``, ``detail`` plus extension members."""
+        body: dict[str, Any] = {
+            "type": self.type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if self.inference_id is not None:
+            body["inference_id"] = self.inference_id
+        body.update(self.extra)
+        return body
+
+
+class MalformedJSON(ProblemError):
+    status, slug, title = 400, "malformed-json", "Request body is not valid JSON"
+
+
+class BadRequest(ProblemError):
+    status, slug, title = 400, "bad-request", "Bad request"
+
+
+class UnsupportedMediaType(ProblemError):
+    status, slug, title = 415, "unsupported-media-type", "Request body must be application/json"
+
+
+class PayloadTooLarge(ProblemError):
+    status, slug, title = 413, "payload-too-large", "Request body too large"
+
+
+class UnknownModel(ProblemError):
+    status, slug, title = 404, "unknown-model", "Unknown model"
+
+
+class UnknownVersion(ProblemError):
+    status, slug, title = 404, "unknown-version", "Unknown model version"
+
+
+class InvalidInput(ProblemError):
+    """Schema violations; ``errors`` lists every one as ``{"path": <JSON Pointer>, "message": ...}``."""
+
+    status, slug, title = 422, "invalid-input", "Input does not match the model version's schema"
+
+
+class Rejected(ProblemError):
+    """The model refused the input (:class:`ModelRejected`); ``code`` is the model's own code."""
+
+    status, slug, title = 422, "rejected", "The model rejected the input"
+
+
+class ModelFailed(ProblemError):
+    """The model raised, or returned something that cannot be encoded. No trace is sent."""
+
+    status, slug, title = 500, "model-error", "The model failed on this input"
+
+
+class NotReady(ProblemError):
+    status, slug, title = 503, "not-ready", "Service not ready"
+
+
+class AuditUnavailable(ProblemError):
+    """The inference could not be durably recorded, so no answer is given."""
+
+    status, slug, title = 503, "audit-unavailable", "The inference could not be recorded"
+
+
+class StartupError(Exception):
+    """The service cannot start; ``problems`` lists every reason (model, version, why)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("cannot start:\n" + "\n".join(f"  - {p}" for p in self.problems))

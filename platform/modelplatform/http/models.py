@@ -1,0 +1,104 @@
+"""Model endpoints: metadata and predict. Parsing and shaping only; the data plane does the work."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, request
+
+from modelplatform import encoding
+from modelplatform.dataplane import DataPlane, PredictRequest
+from modelplatform.errors import BadRequest
+from modelplatform.http import payload
+from modelplatform.registry import LoadedVersion, RegisteredModel
+
+ROUTING_KEY_HEADER = "X-Routing-Key"
+MAX_ROUTING_KEY_CHARS = 256
+
+bp = Blueprint("models", __name__)
+
+
+def _dataplane() -> DataPlane:
+    return current_app.extensions["modelplatform.dataplane"]
+
+
+def _json(document: Any, status: int = 200) -> Response:
+    return Response(encoding.dumps(document), status=status, mimetype="application/json")
+
+
+def describe_model(model: RegisteredModel) -> dict[str, Any]:
+    spec = model.spec
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "default": spec.default,
+        "active_versions": list(spec.active_versions),
+        "ab_test": None if spec.ab_test is None else {
+            "name": spec.ab_test.name, "weights": dict(spec.ab_test.weights), "sticky_key": spec.ab_test.sticky_key,
+        },
+        "shadow": list(spec.shadow),
+    }
+
+
+def describe_version(loaded: LoadedVersion, model: RegisteredModel) -> dict[str, Any]:
+    return {
+        "model": loaded.model,
+        "version": loaded.version,
+        "is_default": loaded.version == model.spec.default,
+        "sha256": loaded.sha256,
+        "schema_key": loaded.schema_key,
+        "schema": loaded.schema,
+        "examples": [
+            {"input": ex.input, **({"output": ex.output} if ex.has_output else {})} for ex in loaded.examples
+        ],
+        "loaded_at": loaded.loaded_at.isoformat(),
+        "source": loaded.source,
+    }
+
+
+@bp.get("/models")
+def list_models() -> Response:
+    return _json({"models": [describe_model(m) for m in _dataplane().registry]})
+
+
+@bp.get("/models/<name>")
+def get_model(name: str) -> Response:
+    return _json(describe_model(_dataplane().registry.model(name)))
+
+
+@bp.get("/models/<name>/versions/<version>")
+def get_version(name: str, version: str) -> Response:
+    model = _dataplane().registry.model(name)
+    return _json(describe_version(model.version(version), model))
+
+
+def _routing_key() -> str | None:
+    key = request.headers.get(ROUTING_KEY_HEADER)
+    if key is None:
+        return None
+    if not key or len(key) > MAX_ROUTING_KEY_CHARS or not key.isprintable():
+        raise BadRequest(f"{ROUTING_KEY_HEADER} must be 1–{MAX_ROUTING_KEY_CHARS} printable characters")
+    return key
+
+
+def _predict(name: str, version: str | None) -> Response:
+    plane = _dataplane()
+    plane.registry.get(name, version)  # 404 before reading a body we would not use
+    body, raw = payload.read_json(request, g.max_body_bytes)
+    prediction = plane.predict(PredictRequest(
+        model=name, version=version, payload=body, raw_input=raw,
+        request_id=g.request_id, routing_key=_routing_key(),
+    ))
+    response = Response(prediction.body(), status=200, mimetype="application/json")
+    response.headers["X-Model-Version"] = prediction.version
+    response.headers["X-Inference-ID"] = prediction.inference_id
+    return response
+
+
+@bp.post("/models/<name>/predict")
+def predict(name: str) -> Response:
+    return _predict(name, None)
+
+
+@bp.post("/models/<name>/versions/<version>/predict")
+def predict_pinned(name: str, version: str) -> Response:
+    return _predict(name, version)

@@ -1,0 +1,99 @@
+"""Real parts for every test: a Postgres migrated by Alembic and an S3 endpoint over HTTP.
+
+Postgres is ``TEST_DATABASE_URL`` when set, else an embedded server (pgserver) for the session.
+S3 is moto's server mode on loopback, reached by boto3 through ``AWS_ENDPOINT_URL`` exactly as a
+real S3-compatible store would be.
+"""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import sqlalchemy as sa
+
+from modelplatform import db
+from modelplatform.settings import StoreLocation
+from modelplatform.store import S3ModelStore
+
+from support import Platform
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("TEST_DATABASE_URL")
+    server = None
+    if not url:
+        import pgserver
+
+        server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+        url = server.get_uri()
+    db.upgrade(url)
+    yield url
+    if server is not None:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    from modelplatform.settings import normalize_database_url
+
+    eng = sa.create_engine(normalize_database_url(database_url))
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def clean_db(engine: sa.Engine) -> sa.Engine:
+    """An empty ``inferences`` table for this test."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("truncate inferences"))
+    return engine
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_ENDPOINT_URL", endpoint)
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        mp.delenv("AWS_PROFILE", raising=False)
+        yield endpoint
+    server.stop()
+
+
+@pytest.fixture
+def store(s3_endpoint: str) -> S3ModelStore:
+    """A fresh bucket (and prefix) per test, so tests never see each other's models."""
+    bucket = f"models-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    return S3ModelStore(StoreLocation(bucket=bucket, prefix="registry"))
+
+
+@pytest.fixture
+def platform(store: S3ModelStore, clean_db: sa.Engine, database_url: str, tmp_path: Path) -> Platform:
+    """Publish models, write a config, build apps through the real factory."""
+    return Platform(store=store, engine=clean_db, database_url=database_url, workdir=tmp_path)
+
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def payload() -> Callable[[str], Any]:
+    """Load a JSON payload from ``tests/data``."""
+    def load(name: str) -> Any:
+        return json.loads((DATA / name).read_text())
+    return load

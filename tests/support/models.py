@@ -1,0 +1,79 @@
+"""Tiny real models. Serialized by value, as a notebook would, so servers load them without this module."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from modelplatform import ModelRejected
+
+KNOWN_VEHICLES = {"hatchback": Decimal("1.00"), "suv": Decimal("1.35"), "van": Decimal("1.20")}
+
+
+class Pricer:
+    """A pricing model: premium from vehicle factor and driver age; unknown vehicles are rejected."""
+
+    def __init__(self, base: str = "300.00", version_tag: str = "v1") -> None:
+        self.base = Decimal(base)
+        self.version_tag = version_tag
+
+    def predict(self, payload: dict[str, Any]) -> dict[str, Any]:
+        factor = KNOWN_VEHICLES.get(payload["vehicle"])
+        if factor is None:
+            raise ModelRejected("unknown_vehicle", f"vehicle {payload['vehicle']!r} is not priced")
+        age_load = Decimal("1.5") if payload["driver_age"] < 25 else Decimal("1.0")
+        return {"premium": (self.base * factor * age_load).quantize(Decimal("0.01")),
+                "currency": "EUR", "tag": self.version_tag}
+
+
+class Echo:
+    def predict(self, payload: Any) -> Any:
+        return {"echo": payload}
+
+
+class Returns:
+    """Returns a fixed value, to test output encoding."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def predict(self, payload: Any) -> Any:
+        return self.value
+
+
+class Raises:
+    def __init__(self, message: str = "boom: secret internal detail") -> None:
+        self.message = message
+
+    def predict(self, payload: Any) -> Any:
+        raise RuntimeError(self.message)
+
+
+class Sleeps:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def predict(self, payload: Any) -> Any:
+        time.sleep(self.seconds)
+        return {"slept": self.seconds}
+
+
+@dataclass
+class Quote:
+    premium: Decimal
+    valid_until: date
+    issued_at: datetime
+
+
+class ReturnsDataclass:
+    def predict(self, payload: Any) -> Quote:
+        return Quote(Decimal("123.45"), date(2026, 12, 31), datetime(2026, 11, 22, 10, 30, tzinfo=timezone.utc))
+
+
+class NotAModel:
+    """Has no predict: must be refused at load."""
+
+    def score(self, payload: Any) -> int:
+        return 1
