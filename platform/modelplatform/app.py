@@ -10,7 +10,7 @@ import logging
 from flask import Flask
 
 from modelplatform.audit import AuditLog
-from modelplatform.audit.postgres import PostgresAuditLog
+from modelplatform.audit.group_commit import GroupCommitAuditLog
 from modelplatform.config import load_config
 from modelplatform.dataplane import DataPlane
 from modelplatform.http import context, health, models, problems
@@ -31,7 +31,9 @@ def create_app(settings: Settings | None = None, *, store: S3ModelStore | None =
     """
     settings = settings if settings is not None else Settings.from_env()
     store = store if store is not None else S3ModelStore(settings.store)
-    audit = audit if audit is not None else PostgresAuditLog(settings.database_url)
+    if audit is None:
+        audit = GroupCommitAuditLog(settings.database_url, spool_dir=settings.audit_spool_dir)
+        audit.start()  # replays spools left by a crashed process before serving
 
     config = load_config(settings.config_path)
     registry = load_registry(config, store)

@@ -15,3 +15,11 @@ graceful_timeout = 30
 keepalive = 5
 # models are loaded by create_app() in each worker, after the fork: no preload
 preload_app = False
+
+
+def worker_exit(server, worker):  # noqa: ANN001 - gunicorn's hook signature
+    """Let the audit writer finish its queue and close its connection when a worker stops."""
+    app = getattr(worker, "wsgi", None)
+    plane = getattr(app, "extensions", {}).get("modelplatform.dataplane")
+    if plane is not None:
+        plane.audit.close()

@@ -11,6 +11,8 @@ from modelplatform.errors import StartupError
 
 DEFAULT_CONFIG_PATH = "config/models.json"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_AUDIT_SPOOL_DIR = "var/audit-spool"
+AUDIT_SPOOL_OFF = "off"
 
 
 @dataclass(frozen=True)
@@ -52,10 +54,12 @@ class Settings:
     store: StoreLocation
     config_path: Path
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # None: no outage spool (an unreachable database answers 503)
+    audit_spool_dir: Path | None = Path(DEFAULT_AUDIT_SPOOL_DIR)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        """Read ``DATABASE_URL``, ``MODEL_STORE_URL``, ``MODELS_CONFIG``, ``MAX_BODY_BYTES``.
+        """Read ``DATABASE_URL``, ``MODEL_STORE_URL``, ``MODELS_CONFIG``, ``MAX_BODY_BYTES``, ``AUDIT_SPOOL_DIR``.
 
         Raises :class:`StartupError` listing every missing or malformed variable.
         """
@@ -90,6 +94,9 @@ class Settings:
             except ValueError:
                 problems.append(f"MAX_BODY_BYTES must be a positive integer, got {raw_max!r}")
 
+        raw_spool = env.get("AUDIT_SPOOL_DIR", "").strip() or DEFAULT_AUDIT_SPOOL_DIR
+        audit_spool_dir = None if raw_spool.lower() == AUDIT_SPOOL_OFF else Path(raw_spool)
+
         if problems:
             raise StartupError(problems)
         assert store is not None
@@ -98,4 +105,5 @@ class Settings:
             store=store,
             config_path=config_path,
             max_body_bytes=max_body,
+            audit_spool_dir=audit_spool_dir,
         )

@@ -1,9 +1,27 @@
 """The interface between the data plane and whatever stores inference records."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from modelplatform.audit.records import InferenceRecord
+
+
+@dataclass(frozen=True)
+class AuditHealth:
+    """What ``/readyz`` reports about the audit trail.
+
+    ``database``: Postgres answers now. ``spool_depth``: records held in the local outage spool, not yet
+    replayed. ``can_record``: a record handed over now would be durably stored (in Postgres or the spool).
+    """
+
+    database: bool
+    spool_depth: int
+    can_record: bool
+
+    @property
+    def degraded(self) -> bool:
+        return not self.database or self.spool_depth > 0
 
 
 class AuditLog(Protocol):
@@ -15,7 +33,10 @@ class AuditLog(Protocol):
         """
 
     def ping(self) -> bool:
-        """True when the store can take records now (used by ``/readyz``)."""
+        """True when the database can take records now."""
+
+    def health(self) -> AuditHealth:
+        """Database reachability, spool depth and whether records can be taken (used by ``/readyz``)."""
 
     def close(self) -> None:
         """Release connections; called at worker exit."""

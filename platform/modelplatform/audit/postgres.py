@@ -1,4 +1,5 @@
-"""Postgres audit: one INSERT + COMMIT per inference (correct and simple; the fast writer replaces it)."""
+"""Postgres audit: one INSERT + COMMIT per inference, no spool. Kept as the simple reference; the default
+writer is :class:`~modelplatform.audit.group_commit.GroupCommitAuditLog`."""
 from __future__ import annotations
 
 import logging
@@ -8,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import SQLAlchemyError
 
+from modelplatform.audit.base import AuditHealth
 from modelplatform.audit.records import InferenceRecord
 from modelplatform.audit.tables import inferences
 from modelplatform.errors import AuditUnavailable
@@ -64,6 +66,10 @@ class PostgresAuditLog:
             return True
         except SQLAlchemyError:
             return False
+
+    def health(self) -> AuditHealth:
+        reachable = self.ping()
+        return AuditHealth(database=reachable, spool_depth=0, can_record=reachable)
 
     def close(self) -> None:
         if self._engine is not None and self._pid == os.getpid():

@@ -17,13 +17,22 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """Ready: models are loaded (always true once the app exists) and the database answers; else 503."""
+    """Ready: models are loaded (always true once the app exists) and every answer can be recorded.
+
+    While the database is unreachable but the outage spool takes records (or spooled records are
+    still waiting for replay) the answer is 200 with ``"status": "degraded"``: predictions are still
+    durably recorded, and taking the instance out of rotation would turn a database blip into a full
+    outage. When records can be stored nowhere (no database, no writable spool): 503.
+    """
     plane = current_app.extensions["modelplatform.dataplane"]
-    if not plane.audit.ping():
-        raise NotReady("the audit database is not reachable", checks={"models": "ok", "database": "unreachable"})
+    audit = plane.audit.health()
+    checks = {"models": "ok", "database": "ok" if audit.database else "unreachable",
+              "audit_spool_depth": audit.spool_depth}
+    if not audit.can_record:
+        raise NotReady("the audit database is not reachable and no spool can take records", checks=checks)
     return Response(encoding.dumps({
-        "status": "ready",
-        "checks": {"models": "ok", "database": "ok"},
+        "status": "degraded" if audit.degraded else "ready",
+        "checks": checks,
         "models": len(plane.registry),
         "versions": plane.registry.count_versions(),
         "config_revision": plane.registry.config.revision,

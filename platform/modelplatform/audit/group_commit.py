@@ -1,0 +1,304 @@
+"""Group commit: concurrent requests' records are committed together by one writer thread per process.
+
+A request thread enqueues its record and blocks until the batch holding it is committed (one
+multi-row INSERT, one COMMIT), so a burst of N concurrent requests costs one round trip and one WAL
+flush instead of N. Only while Postgres is unreachable are batches appended to the local
+:class:`~modelplatform.audit.spool.Spool` (fsynced before any request is released), and replayed
+from the same thread once Postgres answers again. Why this design and what it measured:
+``docs/performance.md``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from pathlib import Path
+
+import psycopg2
+import psycopg2.extensions
+
+from modelplatform.audit import rows as audit_rows
+from modelplatform.audit.base import AuditHealth
+from modelplatform.audit.records import InferenceRecord
+from modelplatform.audit.spool import Spool
+from modelplatform.errors import AuditUnavailable
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE = "the inference could not be recorded, so it was not answered; retry"
+
+
+class _Pending:
+    """One record waiting for its batch. ``error`` is set (before ``done``) when it was not stored."""
+
+    __slots__ = ("record", "done", "error")
+
+    def __init__(self, record: InferenceRecord) -> None:
+        self.record = record
+        self.done = threading.Event()
+        self.error: AuditUnavailable | None = None
+
+    def fail(self, detail: str = UNAVAILABLE) -> None:
+        self.error = AuditUnavailable(detail)
+        self.done.set()
+
+
+_STOP = object()
+
+
+class GroupCommitAuditLog:
+    """The default audit log. Thread-safe; the writer thread and its connection are created lazily in
+    the process that records (gunicorn workers fork before ``create_app``; a pid check covers any
+    other fork), and the thread exits after ``idle_timeout`` seconds with nothing to do.
+
+    ``spool_dir`` None disables the spool: an outage then answers 503 (:class:`AuditUnavailable`).
+    Counters (``committed_total``, ``batches_total``, ``rejected_total``, ``failed_total``) and
+    :meth:`spool_depth` are plain attributes/methods for the metrics endpoint to read.
+    """
+
+    def __init__(self, url: str, *, spool_dir: Path | None = None, max_batch: int = 512,
+                 wait_timeout: float = 10.0, retry_interval: float = 1.0, idle_timeout: float = 10.0) -> None:
+        self.url = url
+        self.spool = Spool(spool_dir) if spool_dir is not None else None
+        self.max_batch = max_batch
+        self.wait_timeout = wait_timeout
+        self.retry_interval = retry_interval
+        self.idle_timeout = idle_timeout
+        self.committed_total = 0
+        self.batches_total = 0
+        self.rejected_total = 0
+        self.failed_total = 0
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+        self._conn: psycopg2.extensions.connection | None = None
+        self._inherited: list[object] = []
+        self._retry_at = 0.0
+        self._last_outage_log = 0.0
+
+    # -- request side ---------------------------------------------------------------------------
+
+    def record(self, record: InferenceRecord) -> None:
+        """Return once ``record`` is committed (or, during an outage, fsynced to the spool).
+
+        Raises :class:`AuditUnavailable` when it was not stored: database unreachable with no usable
+        spool, the row rejected by the database, or no confirmation within ``wait_timeout`` seconds
+        (the row may still land later: a row without a 200 is allowed, a 200 without a row is not).
+        """
+        pending = _Pending(record)
+        with self._lock:
+            self._ensure_writer()
+            self._queue.put(pending)
+        if not pending.done.wait(self.wait_timeout):
+            log.error("audit write not confirmed in time", extra={"inference_id": record.id})
+            raise AuditUnavailable(UNAVAILABLE)
+        if pending.error is not None:
+            raise pending.error
+
+    def start(self) -> None:
+        """Start the writer now, which first replays spools left by crashed processes."""
+        with self._lock:
+            self._ensure_writer()
+
+    def spool_depth(self) -> int:
+        """Records in this process's spool, not yet replayed into Postgres."""
+        return self.spool.depth if self.spool is not None else 0
+
+    def ping(self) -> bool:
+        try:
+            conn = audit_rows.connect(self.url, connect_timeout=2)
+        except psycopg2.Error:
+            return False
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("select 1")
+            return True
+        except psycopg2.Error:
+            return False
+        finally:
+            conn.close()
+
+    def health(self) -> AuditHealth:
+        database = self.ping()
+        spool_ok = self.spool is not None and self.spool.writable()
+        return AuditHealth(database=database, spool_depth=self.spool_depth(), can_record=database or spool_ok)
+
+    def close(self) -> None:
+        """Write what is queued, stop the writer (waiting up to ``wait_timeout``), disconnect, and release the
+        spool file (anything left in it is replayed by the next process to start)."""
+        with self._lock:
+            thread = self._thread if self._pid == os.getpid() else None
+            if thread is not None:
+                self._queue.put(_STOP)
+        if thread is not None:
+            thread.join(self.wait_timeout)
+        if self.spool is not None:
+            self.spool.close()
+
+    def _ensure_writer(self) -> None:
+        # caller holds self._lock
+        pid = os.getpid()
+        if self._pid != pid:
+            if self._conn is not None:
+                # a parent's connection: closing it here would end the parent's session too
+                self._inherited.append(self._conn)
+            self._conn, self._thread, self._pid = None, None, pid
+            self._queue = queue.SimpleQueue()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+            self._thread.start()
+
+    # -- writer thread --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        self._replay()
+        while True:
+            timeout = self.retry_interval if self.spool_depth() else self.idle_timeout
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                if self.spool_depth():
+                    self._replay()
+                elif self._exit_if_idle():
+                    return
+                continue
+            batch: list[_Pending] = []
+            stop = False
+            while True:
+                if item is _STOP:
+                    stop = True
+                else:
+                    batch.append(item)  # type: ignore[arg-type]
+                if len(batch) >= self.max_batch:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._write_safely(batch)
+            if stop and self._exit_if_idle():
+                return
+
+    def _exit_if_idle(self) -> bool:
+        with self._lock:
+            if not self._queue.empty():
+                return False
+            self._thread = None
+        self._disconnect()
+        return True
+
+    def _write_safely(self, batch: list[_Pending]) -> None:
+        try:
+            self._write(batch)
+        except Exception:  # the writer must survive anything, and no request may wait forever
+            log.exception("audit writer failed on a batch")
+            self._disconnect()
+            for pending in batch:
+                if not pending.done.is_set():
+                    self.failed_total += 1
+                    pending.fail()
+
+    def _write(self, batch: list[_Pending]) -> None:
+        rows = [pending.record.as_params() for pending in batch]
+        conn = self._connection()
+        if conn is not None:
+            try:
+                if self.spool_depth():
+                    self._replay_on(conn)  # keep the table roughly in arrival order
+                rejected = audit_rows.store(conn, rows)
+            except psycopg2.Error as exc:  # store() only lets "unreachable" through
+                self._lost_connection(exc)
+            else:
+                self._release(batch, rejected)
+                return
+        self._spool_or_fail(batch, rows)
+
+    def _release(self, batch: list[_Pending], rejected: list[tuple[int, str]]) -> None:
+        self.batches_total += 1
+        self.committed_total += len(batch) - len(rejected)
+        for index, reason in rejected:
+            # a data error, not an outage: retrying cannot help and spooling would only defer it
+            self.rejected_total += 1
+            log.error("audit row rejected by the database", extra={
+                "inference_id": batch[index].record.id, "reason": reason})
+            batch[index].fail("the inference record was rejected by the audit database, so it was not answered")
+        for pending in batch:
+            if not pending.done.is_set():
+                pending.done.set()
+
+    def _spool_or_fail(self, batch: list[_Pending], rows: list[audit_rows.Row]) -> None:
+        if self.spool is None:
+            self.failed_total += len(batch)
+            for pending in batch:
+                pending.fail()
+            return
+        try:
+            self.spool.append(rows)
+        except OSError as exc:
+            log.error("audit spool write failed; answering 503", extra={
+                "spool_dir": str(self.spool.directory), "error": str(exc)})
+            self.failed_total += len(batch)
+            for pending in batch:
+                pending.fail()
+            return
+        now = time.monotonic()
+        if now - self._last_outage_log >= 5.0:
+            self._last_outage_log = now
+            log.warning("audit database unreachable: spooling, spool depth %d", self.spool_depth(),
+                        extra={"spool_depth": self.spool_depth(), "spool_file": str(self.spool.path)})
+        for pending in batch:
+            pending.done.set()
+
+    def _replay(self) -> None:
+        if self.spool is None:
+            return
+        conn = self._connection()
+        if conn is None:
+            return
+        try:
+            self._replay_on(conn)
+        except psycopg2.Error as exc:
+            self._lost_connection(exc)
+
+    def _replay_on(self, conn: psycopg2.extensions.connection) -> None:
+        assert self.spool is not None
+        try:
+            replayed = self.spool.replay(conn)
+        except OSError as exc:
+            log.error("audit spool replay failed", extra={"spool_dir": str(self.spool.directory), "error": str(exc)})
+            return
+        if replayed:
+            log.warning("audit spool replayed %d record(s); spool depth %d", replayed, self.spool_depth(),
+                        extra={"spool_depth": self.spool_depth()})
+
+    def _connection(self) -> psycopg2.extensions.connection | None:
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        if time.monotonic() < self._retry_at:
+            return None
+        try:
+            self._conn = audit_rows.connect(self.url)
+        except psycopg2.Error as exc:
+            self._lost_connection(exc)
+            return None
+        return self._conn
+
+    def _lost_connection(self, exc: BaseException) -> None:
+        self._disconnect()
+        self._retry_at = time.monotonic() + self.retry_interval
+        now = time.monotonic()
+        if now - self._last_outage_log >= 5.0:
+            self._last_outage_log = now
+            log.warning("audit database unreachable: %s", str(exc).strip(), extra={"spool_depth": self.spool_depth()})
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except psycopg2.Error:
+                pass

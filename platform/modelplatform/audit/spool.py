@@ -1,0 +1,214 @@
+"""The outage spool: a local, fsynced, append-only file per process, used only while Postgres is unreachable.
+
+File layout (``AUDIT_SPOOL_DIR``): ``audit-<host>-<pid>-<random>.jsonl``, one JSON object per line (the
+row's column values). The owning process holds an exclusive ``flock`` on its file for its whole life,
+so a file whose lock can be taken belongs to a process that is gone: any process may then replay it
+and remove it. Files are created under a temporary name and renamed once locked, so a replaying
+process never sees a live file unlocked.
+
+Replay inserts with ``ON CONFLICT (id) DO NOTHING``, so replaying a file twice (a crash between the
+commit and the truncate) stores nothing twice. Rows the database rejects (a data error, not an
+outage) are moved to ``rejected-<file>`` with the reason, logged, and never retried in a loop.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import orjson
+import psycopg2.extensions
+
+from modelplatform.audit import rows as audit_rows
+
+log = logging.getLogger(__name__)
+
+SPOOL_PATTERN = "audit-*.jsonl"
+REPLAY_CHUNK = 500
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class Spool:
+    """One process's spool file plus takeover of files left by dead processes. Not thread-safe: the
+    audit writer thread is its only user (``depth`` may be read from any thread)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.depth = 0  # records in this process's file, not yet replayed
+        self.spooled_total = 0
+        self.replayed_total = 0
+        self.rejected_total = 0
+        self._fd: int | None = None
+        self._path: Path | None = None
+        self._pid = os.getpid()
+
+    @property
+    def path(self) -> Path | None:
+        """This process's spool file, once something was spooled."""
+        return self._path
+
+    def writable(self) -> bool:
+        """Whether an append would find a writable directory (checked without creating anything)."""
+        if self._fd is not None and self._pid == os.getpid():
+            return True
+        candidate = self.directory
+        while not candidate.exists() and candidate != candidate.parent:
+            candidate = candidate.parent
+        return candidate.is_dir() and os.access(candidate, os.W_OK | os.X_OK)
+
+    def _own_fd(self) -> int:
+        if self._pid != os.getpid():
+            # a fork: the parent's file and lock are not ours (closing our copy keeps the parent's lock)
+            if self._fd is not None:
+                os.close(self._fd)
+            self._fd, self._path, self.depth, self._pid = None, None, 0, os.getpid()
+        if self._fd is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            name = f"audit-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+            staging = self.directory / f".{name}.new"
+            fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.rename(staging, self.directory / name)
+                _fsync_dir(self.directory)
+            except OSError:
+                os.close(fd)
+                raise
+            self._fd, self._path = fd, self.directory / name
+            log.warning("audit spool opened", extra={"spool_file": str(self._path)})
+        return self._fd
+
+    def append(self, rows: Sequence[audit_rows.Row]) -> None:
+        """Append ``rows`` and fsync. Raises :class:`OSError` (disk full, unwritable directory); the
+        file is then cut back to its previous length so a torn record never precedes later ones."""
+        fd = self._own_fd()
+        data = b"".join(orjson.dumps(row) + b"\n" for row in rows)
+        offset = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        except OSError:
+            try:
+                os.ftruncate(fd, offset)
+            except OSError:
+                self._abandon()
+            raise
+        self.depth += len(rows)
+        self.spooled_total += len(rows)
+
+    def close(self) -> None:
+        """Release this process's file and its lock; what it still holds is replayed by whoever comes next."""
+        if self._pid == os.getpid():
+            self._abandon()
+
+    def _abandon(self) -> None:
+        # a file we cannot repair: stop appending to it; its torn tail is skipped when it is replayed
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd, self._path = None, None
+
+    def replay(self, conn: psycopg2.extensions.connection) -> int:
+        """Replay this process's file (then truncate it) and every file of a dead process (then remove
+        it). Returns the number of records replayed.
+
+        Raises :class:`psycopg2.OperationalError`/``InterfaceError`` when the database goes away
+        mid-replay (what was committed stays; the rest is replayed next time, idempotently), and
+        :class:`OSError` for filesystem errors.
+        """
+        replayed = 0
+        if self._fd is not None and self._pid == os.getpid() and self._path is not None:
+            if self.depth or os.fstat(self._fd).st_size:
+                replayed += self._replay_file(conn, self._path)
+                os.ftruncate(self._fd, 0)
+                os.fsync(self._fd)
+                self.depth = 0
+        replayed += self.take_over_orphans(conn)
+        if self._fd is None:
+            self.depth = 0  # a file of ours we had to abandon is unlocked, so it was taken over just now
+        return replayed
+
+    def take_over_orphans(self, conn: psycopg2.extensions.connection) -> int:
+        """Replay and remove the spool files whose owner is gone (their lock is free)."""
+        if not self.directory.is_dir():
+            return 0
+        replayed = 0
+        for path in sorted(self.directory.glob(SPOOL_PATTERN)):
+            if path == self._path:
+                continue
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except FileNotFoundError:
+                continue  # another process took it over first
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its owner is alive and replays it itself
+                if not path.exists():
+                    continue  # replayed and removed by another process between our open and lock
+                log.warning("audit spool takeover", extra={"spool_file": str(path)})
+                replayed += self._replay_file(conn, path)
+                path.unlink()
+                _fsync_dir(self.directory)
+            finally:
+                os.close(fd)
+        return replayed
+
+    def _replay_file(self, conn: psycopg2.extensions.connection, path: Path) -> int:
+        replayed = 0
+        for chunk in _chunks(self._read(path), REPLAY_CHUNK):
+            rejected = audit_rows.store(conn, chunk)
+            for index, reason in rejected:
+                self._dead_letter(path, orjson.dumps(chunk[index]), reason)
+            replayed += len(chunk) - len(rejected)
+        self.replayed_total += replayed
+        if replayed:
+            log.warning("audit spool replayed", extra={"spool_file": str(path), "records": replayed})
+        return replayed
+
+    def _read(self, path: Path) -> Iterator[audit_rows.Row]:
+        with open(path, "rb") as file:
+            for number, line in enumerate(file, 1):
+                try:
+                    yield orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    # only a crash mid-append leaves this (at the tail), and that record was never confirmed
+                    self._dead_letter(path, line.rstrip(b"\n"), f"line {number} is not a complete record")
+
+    def _dead_letter(self, path: Path, data: bytes, reason: str) -> None:
+        self.rejected_total += 1
+        log.error("audit record rejected during spool replay; kept in the rejected file",
+                  extra={"spool_file": str(path), "reason": reason})
+        target = path.with_name("rejected-" + path.name)
+        with open(target, "ab") as file:
+            file.write(orjson.dumps({"reason": reason, "record": data.decode("utf-8", "replace")}) + b"\n")
+            file.flush()
+            os.fsync(file.fileno())
+
+
+def _chunks(items: Iterator[audit_rows.Row], size: int) -> Iterator[list[audit_rows.Row]]:
+    chunk: list[audit_rows.Row] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

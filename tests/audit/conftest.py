@@ -1,0 +1,53 @@
+"""Audit tests: records built like the data plane builds them, and a database URL nobody listens on."""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from modelplatform.audit import InferenceRecord
+from modelplatform.audit.group_commit import GroupCommitAuditLog
+
+# port 1 on loopback: connection refused at once, the same error a stopped Postgres gives
+UNREACHABLE_URL = "postgresql://postgres@127.0.0.1:1/postgres"
+
+
+def make_record(**overrides: Any) -> InferenceRecord:
+    fields: dict[str, Any] = {
+        "id": str(uuid.uuid4()), "created_at": datetime.now(timezone.utc), "model": "auto_pricing",
+        "version": "1.0.0", "routed_by": "default", "experiment": None, "routing_key": None, "status": "ok",
+        "input_json": '{"vehicle": "van"}', "output_json": '{"premium": 405.00}', "error_json": None,
+        "latency_ms": 1.5, "request_id": "req-1", "artifact_sha256": "ab" * 32,
+    }
+    fields.update(overrides)
+    return InferenceRecord(**fields)
+
+
+@pytest.fixture
+def record_factory() -> Callable[..., InferenceRecord]:
+    return make_record
+
+
+@pytest.fixture
+def audit_logs() -> Iterator[Callable[..., GroupCommitAuditLog]]:
+    """Build writers that are closed (queue flushed, thread stopped) at the end of the test."""
+    made: list[GroupCommitAuditLog] = []
+
+    def build(url: str, **kwargs: Any) -> GroupCommitAuditLog:
+        kwargs.setdefault("wait_timeout", 10.0)
+        log = GroupCommitAuditLog(url, **kwargs)
+        made.append(log)
+        return log
+
+    yield build
+    for log in made:
+        log.close()
+
+
+def row_ids(engine: sa.Engine) -> list[str]:
+    with engine.connect() as conn:
+        return [str(i) for i in conn.execute(sa.text("select id from inferences")).scalars()]

@@ -1,0 +1,130 @@
+"""The outage spool: replay after a crash, idempotent replay, live files left alone, torn tails."""
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import orjson
+import psycopg2
+import sqlalchemy as sa
+
+from conftest import UNREACHABLE_URL, make_record, row_ids
+from modelplatform.audit import rows as audit_rows
+from modelplatform.audit.spool import Spool
+
+CRASHING_WRITER = textwrap.dedent("""
+    import os, sys
+    sys.path.insert(0, sys.argv[2])
+    from conftest import make_record, UNREACHABLE_URL
+    from modelplatform.audit.group_commit import GroupCommitAuditLog
+
+    audit = GroupCommitAuditLog(UNREACHABLE_URL, spool_dir=sys.argv[1])
+    for _ in range(5):
+        record = make_record()
+        audit.record(record)          # returns: spooled and fsynced
+        print(record.id, flush=True)  # the "200" a client would have received
+    os._exit(137)                     # die without closing anything, like a SIGKILLed worker
+""")
+
+
+def test_spool_of_a_crashed_process_is_replayed_at_startup(tmp_path: Path, clean_db: sa.Engine,
+                                                           database_url: str, audit_logs) -> None:
+    spool_dir = tmp_path / "spool"
+    crashed = subprocess.run([sys.executable, "-c", CRASHING_WRITER, str(spool_dir), str(Path(__file__).parent)],
+                             capture_output=True, text=True, timeout=60)
+    acknowledged = crashed.stdout.split()
+    assert crashed.returncode == 137, crashed.stderr
+    assert len(acknowledged) == 5
+    assert len(list(spool_dir.glob("audit-*.jsonl"))) == 1
+
+    audit = audit_logs(database_url, spool_dir=spool_dir)
+    audit.start()  # the writer replays leftovers before taking records
+    audit.record(make_record())  # queued behind the replay, so the replay is done when this returns
+
+    assert set(acknowledged) <= set(row_ids(clean_db))
+    assert len(row_ids(clean_db)) == 6
+    assert list(spool_dir.glob("audit-*.jsonl")) == []
+
+
+def test_replaying_the_same_spool_twice_inserts_nothing_twice(tmp_path: Path, clean_db: sa.Engine,
+                                                              database_url: str, audit_logs) -> None:
+    spool_dir = tmp_path / "spool"
+    outage = audit_logs(UNREACHABLE_URL, spool_dir=spool_dir)
+    records = [make_record() for _ in range(7)]
+    for record in records:
+        outage.record(record)
+    outage.close()
+    (spool_file,) = spool_dir.glob("audit-*.jsonl")
+    copy = tmp_path / "copy.jsonl"
+    shutil.copy(spool_file, copy)
+
+    conn = psycopg2.connect(audit_rows.psycopg2_dsn(database_url))
+    try:
+        first = Spool(spool_dir)
+        assert first.replay(conn) == 7
+        shutil.copy(copy, spool_file)  # as if the process died after COMMIT but before removing the file
+        second = Spool(spool_dir)
+        assert second.replay(conn) == 7  # read and sent again ...
+    finally:
+        conn.close()
+    ids = row_ids(clean_db)
+    assert sorted(ids) == sorted(r.id for r in records)  # ... and stored once
+    assert list(spool_dir.glob("audit-*.jsonl")) == []
+
+
+def test_a_live_processs_spool_is_left_to_its_owner(tmp_path: Path, clean_db: sa.Engine, database_url: str) -> None:
+    live = Spool(tmp_path)
+    live.append([make_record().as_params()])
+    conn = psycopg2.connect(audit_rows.psycopg2_dsn(database_url))
+    try:
+        assert Spool(tmp_path).replay(conn) == 0  # the owner's flock says "alive"
+        assert row_ids(clean_db) == []
+        assert live.replay(conn) == 1  # the owner replays and truncates its own file
+    finally:
+        conn.close()
+    assert live.depth == 0
+    assert live.path is not None and live.path.stat().st_size == 0
+    assert len(row_ids(clean_db)) == 1
+
+
+def test_torn_tail_and_rejected_rows_go_to_the_rejected_file_not_in_a_loop(tmp_path: Path, clean_db: sa.Engine,
+                                                                          database_url: str) -> None:
+    good, bad = make_record(), make_record(status="bogus")
+    orphan = tmp_path / "audit-host-1-deadbeef.jsonl"
+    orphan.write_bytes(orjson.dumps(good.as_params()) + b"\n" + orjson.dumps(bad.as_params()) + b"\n"
+                       + b'{"id": "torn-by-a-cra')
+    conn = psycopg2.connect(audit_rows.psycopg2_dsn(database_url))
+    try:
+        spool = Spool(tmp_path)
+        assert spool.replay(conn) == 1
+        assert spool.replay(conn) == 0  # nothing left to retry
+    finally:
+        conn.close()
+    assert row_ids(clean_db) == [good.id]
+    assert not orphan.exists()
+    rejected = [orjson.loads(line) for line in (tmp_path / f"rejected-{orphan.name}").read_bytes().splitlines()]
+    assert len(rejected) == 2 and spool.rejected_total == 2
+    by_reason = {("inferences_status" in r["reason"], "not a complete record" in r["reason"]): r for r in rejected}
+    assert bad.id in by_reason[(True, False)]["record"]
+    assert by_reason[(False, True)]["record"] == '{"id": "torn-by-a-cra'
+
+
+def test_spool_files_are_locked_by_their_owner(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    spool.append([make_record().as_params()])
+    fd = os.open(spool.path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = False
+        except BlockingIOError:
+            locked = True
+    finally:
+        os.close(fd)
+    assert locked
+    assert list(tmp_path.glob(".*.new")) == []  # created under a staging name, renamed once locked
