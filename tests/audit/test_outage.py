@@ -1,0 +1,108 @@
+"""Postgres stopped during a burst and started again: no failed request, then one row per 200.
+
+Runs against its own embedded Postgres (not the session one), stopped with the ``pg_ctl`` that
+pgserver ships and started again through pgserver.
+"""
+from __future__ import annotations
+
+import threading
+from collections import Counter
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from modelplatform import db
+from modelplatform.settings import normalize_database_url
+from support import OBJECT_SCHEMA, Platform
+from support.models import Pricer
+
+pytestmark = pytest.mark.slow
+
+
+class Postgres:
+    """A private pgserver instance that can be stopped and started."""
+
+    def __init__(self, pgdata: Path) -> None:
+        import pgserver
+
+        self.server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        self.url = self.server.get_uri()
+
+    def stop(self) -> None:
+        from pgserver._commands import pg_ctl
+
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user, timeout=30)
+
+    def start(self) -> None:
+        self.server.ensure_postgres_running()
+        assert self.server.get_uri() == self.url
+
+
+@pytest.fixture
+def private_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    pg = Postgres(tmp_path_factory.mktemp("outage-pgdata"))
+    db.upgrade(pg.url)
+    yield pg
+    pg.server.cleanup()
+
+
+def test_postgres_stopped_mid_burst_loses_nothing_and_duplicates_nothing(private_postgres: Postgres, store,
+                                                                        tmp_path: Path, payload) -> None:
+    engine = sa.create_engine(normalize_database_url(private_postgres.url))
+    platform = Platform(store=store, engine=engine, database_url=private_postgres.url, workdir=tmp_path)
+    platform.add("auto_pricing", {"1.0.0": Pricer("300.00", "v1")}, schemas={"1.0.0": OBJECT_SCHEMA})
+    app = platform.app(AUDIT_SPOOL_DIR=tmp_path / "spool")
+    audit = app.extensions["modelplatform.dataplane"].audit
+    body = payload("quote_valid.json")
+
+    statuses: list[int] = []
+    answered: list[str] = []
+    done = threading.Event()
+    lock = threading.Lock()
+
+    def client_loop() -> None:
+        client = app.test_client()
+        while not done.is_set():
+            response = client.post("/models/auto_pricing/versions/1.0.0/predict", json=body)
+            with lock:
+                statuses.append(response.status_code)
+                if response.status_code == 200:
+                    answered.append(response.get_json()["inference_id"])
+
+    threads = [threading.Thread(target=client_loop) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(0.5)
+        private_postgres.stop()
+        time.sleep(1.5)  # requests keep coming while Postgres is down
+        with app.test_client() as probe:
+            degraded = probe.get("/readyz")
+        spooled_during_outage = audit.spool.spooled_total
+        private_postgres.start()
+        time.sleep(1.0)
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join(timeout=30)
+
+    assert statuses and set(statuses) == {200}, Counter(statuses)  # zero failed valid requests
+    assert spooled_during_outage > 0, "no request was served from the spool"
+    assert degraded.status_code == 200 and degraded.get_json()["status"] == "degraded"
+
+    deadline = time.monotonic() + 30
+    while audit.spool_depth() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert audit.spool_depth() == 0, "spool not replayed within 30 s"
+
+    with engine.connect() as conn:
+        ids = [str(i) for i in conn.execute(sa.text("select id from inferences")).scalars()]
+    assert len(ids) == len(answered) == len(set(ids)), (len(ids), len(answered), len(set(ids)))
+    assert set(ids) == set(answered)
+    with app.test_client() as probe:
+        assert probe.get("/readyz").get_json()["status"] == "ready"
+    audit.close()
+    engine.dispose()

@@ -1,0 +1,112 @@
+"""A gunicorn worker SIGKILLed during a burst: every 200 the client received has its row."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from support import OBJECT_SCHEMA, Platform
+from support.models import Pricer
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def server(platform: Platform, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    platform.add("auto_pricing", {"1.0.0": Pricer("300.00", "v1")}, schemas={"1.0.0": OBJECT_SCHEMA})
+    port = free_port()
+    env = {**os.environ, **platform.env(), "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "2",
+           "AUDIT_SPOOL_DIR": str(tmp_path / "spool")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--config", "python:modelplatform.gunicorn_conf",
+         "modelplatform.app:create_app()"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read().decode()
+        try:
+            if requests.get(base + "/readyz", timeout=2).status_code == 200 and len(children(process.pid)) == 2:
+                break
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    else:
+        pytest.fail("gunicorn did not become ready in 60 s")
+    yield base, process
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def test_every_200_has_its_row_when_a_worker_is_killed(server, platform: Platform, payload) -> None:
+    base, gunicorn = server
+    body = payload("quote_valid.json")
+    answered: list[str] = []
+    failures: list[str] = []
+    done = threading.Event()
+    lock = threading.Lock()
+
+    def client_loop() -> None:
+        session = requests.Session()
+        while not done.is_set():
+            try:
+                response = session.post(base + "/models/auto_pricing/versions/1.0.0/predict", json=body, timeout=10)
+            except requests.RequestException as exc:  # the killed worker's connections drop: allowed
+                with lock:
+                    failures.append(type(exc).__name__)
+                session = requests.Session()
+                continue
+            if response.status_code == 200:
+                with lock:
+                    answered.append(response.json()["inference_id"])
+
+    threads = [threading.Thread(target=client_loop) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1.0)
+        victim = children(gunicorn.pid)[0]
+        answered_before_kill = len(answered)
+        os.kill(victim, signal.SIGKILL)
+        time.sleep(2.0)
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join(timeout=30)
+
+    assert answered_before_kill > 0 and len(answered) > answered_before_kill  # served before and after
+    assert victim not in children(gunicorn.pid)  # the master replaced the killed worker
+    recorded = {str(row["id"]) for row in platform.rows()}
+    missing = set(answered) - recorded
+    assert not missing, f"{len(missing)} answered inference(s) without a row"
