@@ -10,7 +10,6 @@ import textwrap
 from pathlib import Path
 
 import orjson
-import psycopg2
 import sqlalchemy as sa
 
 from conftest import UNREACHABLE_URL, make_record, row_ids
@@ -63,7 +62,7 @@ def test_replaying_the_same_spool_twice_inserts_nothing_twice(tmp_path: Path, cl
     copy = tmp_path / "copy.jsonl"
     shutil.copy(spool_file, copy)
 
-    conn = psycopg2.connect(audit_rows.psycopg2_dsn(database_url))
+    conn = audit_rows.connect(database_url)
     try:
         first = Spool(spool_dir)
         assert first.replay(conn) == 7
@@ -80,7 +79,7 @@ def test_replaying_the_same_spool_twice_inserts_nothing_twice(tmp_path: Path, cl
 def test_a_live_processs_spool_is_left_to_its_owner(tmp_path: Path, clean_db: sa.Engine, database_url: str) -> None:
     live = Spool(tmp_path)
     live.append([make_record().as_params()])
-    conn = psycopg2.connect(audit_rows.psycopg2_dsn(database_url))
+    conn = audit_rows.connect(database_url)
     try:
         assert Spool(tmp_path).replay(conn) == 0  # the owner's flock says "alive"
         assert row_ids(clean_db) == []
@@ -98,7 +97,7 @@ def test_torn_tail_and_rejected_rows_go_to_the_rejected_file_not_in_a_loop(tmp_p
     orphan = tmp_path / "audit-host-1-deadbeef.jsonl"
     orphan.write_bytes(orjson.dumps(good.as_params()) + b"\n" + orjson.dumps(bad.as_params()) + b"\n"
                        + b'{"id": "torn-by-a-cra')
-    conn = psycopg2.connect(audit_rows.psycopg2_dsn(database_url))
+    conn = audit_rows.connect(database_url)
     try:
         spool = Spool(tmp_path)
         assert spool.replay(conn) == 1

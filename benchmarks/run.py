@@ -1,0 +1,283 @@
+"""Benchmark: predict with durable audit vs a bare Flask JSON endpoint, same gunicorn settings, same run.
+
+    make bench                     # or: .venv/bin/python benchmarks/run.py [--duration 20] [--repeat 3]
+
+Starts everything itself: an embedded Postgres (pgserver, migrated with Alembic), moto's S3 server on
+loopback, one published pricing model, then for each target gunicorn with the production settings
+(``modelplatform.gunicorn_conf``: 2 gthread workers × 8 threads unless WEB_CONCURRENCY/WEB_THREADS say
+otherwise) on 127.0.0.1. Each target is warmed up, then driven for a fixed time at a fixed concurrency
+by wrk (``apt-get install wrk``; the Makefile installs it) or, when wrk is missing, by a Python
+generator (said in the output; it is far weaker than wrk and shares the CPU with the server).
+
+Prints req/s, p50, p99 per run, the ratio to the bare app, and checks that the audit table holds one
+row per 200 (wrk counts only answers it read before the clock stopped; requests still in flight at
+that moment are answered and recorded by the server but not counted, so rows may exceed the 200s by
+at most the connection count; the Python generator waits for every answer, so there it must be equal).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import http.client
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+
+import boto3  # noqa: E402
+import psycopg2  # noqa: E402
+
+from modelplatform import db  # noqa: E402
+from modelplatform.artifacts import sha256_hex  # noqa: E402
+from modelplatform.audit.rows import psycopg2_dsn  # noqa: E402
+from modelplatform.authoring import dumps_by_value  # noqa: E402
+from pricing_model import BODY, SCHEMA, Pricer  # noqa: E402
+
+TARGETS = {
+    "bare": ("bare_app:create_app()", "/predict"),
+    "platform": ("modelplatform.app:create_app()", "/models/auto_pricing/versions/1.0.0/predict"),
+    "per-row": ("per_row_app:create_app()", "/models/auto_pricing/versions/1.0.0/predict"),
+}
+
+
+@dataclass
+class Result:
+    target: str
+    generator: str
+    requests: int
+    ok: int
+    failed: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    rows: int | None = None
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(port: int, path: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {process.returncode}; see its log")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("POST", path, BODY, {"Content-Type": "application/json"})
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"server on port {port} not ready in {timeout} s")
+
+
+def run_wrk(port: int, path: str, seconds: int, connections: int, threads: int, workdir: Path) -> Result:
+    body_file = workdir / "body.json"
+    body_file.write_bytes(BODY)
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+         "-s", str(BENCH_DIR / "wrk_post.lua"), f"http://127.0.0.1:{port}{path}"],
+        capture_output=True, text=True, timeout=seconds + 60, env={**os.environ, "WRK_BODY_FILE": str(body_file)},
+    )
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
+    if line is None:
+        raise SystemExit(f"wrk failed: {out.stdout}\n{out.stderr}")
+    data = json.loads(line[len("WRK_JSON "):])
+    failed = data["non_2xx"] + data["connect"] + data["read"] + data["write"] + data["timeout"]
+    return Result("", "wrk", data["requests"], data["requests"] - data["non_2xx"], failed,
+                  data["duration_us"] / 1e6, data["p50_us"] / 1000, data["p99_us"] / 1000)
+
+
+def run_python(port: int, path: str, seconds: int, connections: int) -> Result:
+    latencies: list[float] = []
+    statuses: list[int] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def loop() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        mine: list[tuple[float, int]] = []
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            try:
+                conn.request("POST", path, BODY, {"Content-Type": "application/json"})
+                response = conn.getresponse()
+                response.read()
+                status = response.status
+            except OSError:
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                status = 0
+            mine.append((time.perf_counter() - started, status))
+        with lock:
+            latencies.extend(t for t, _ in mine)
+            statuses.extend(s for _, s in mine)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=loop) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds + 30)
+    elapsed = time.monotonic() - started
+    quantiles = statistics.quantiles(latencies, n=100)
+    ok = statuses.count(200)
+    return Result("", "python", len(statuses), ok, len(statuses) - ok, elapsed,
+                  quantiles[49] * 1000, quantiles[98] * 1000)
+
+
+def count_rows(url: str, truncate: bool = False) -> int:
+    with psycopg2.connect(psycopg2_dsn(url)) as conn, conn.cursor() as cur:
+        if truncate:
+            cur.execute("truncate inferences")
+        cur.execute("select count(*), count(distinct id) from inferences")
+        rows, distinct = cur.fetchone()
+    conn.close()
+    assert rows == distinct
+    return rows
+
+
+def publish(workdir: Path) -> dict[str, str]:
+    bucket = "bench-models"
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    data = dumps_by_value(Pricer())
+    s3.put_object(Bucket=bucket, Key="registry/auto_pricing/1.0.0.dill", Body=data)
+    config = workdir / "models.json"
+    config.write_text(json.dumps({"auto_pricing": {
+        "description": "benchmark pricing model", "active_model_versions": ["1.0.0"], "default": "1.0.0",
+        "sha256": {"1.0.0": sha256_hex(data)}, "schemas": {"1.0.X": SCHEMA},
+    }}))
+    return {"MODEL_STORE_URL": f"s3://{bucket}/registry", "MODELS_CONFIG": str(config)}
+
+
+def bench_target(name: str, env: dict[str, str], args: argparse.Namespace, workdir: Path,
+                 database_url: str) -> list[Result]:
+    app, path = TARGETS[name]
+    port = free_port()
+    log = open(workdir / f"gunicorn-{name}.log", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--config", "python:modelplatform.gunicorn_conf",
+         "--pythonpath", str(BENCH_DIR), app],
+        env={**env, "HOST": "127.0.0.1", "PORT": str(port), "AUDIT_SPOOL_DIR": str(workdir / f"spool-{name}")},
+        stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
+    )
+    results = []
+    try:
+        wait_ready(port, path, process)
+        use_wrk = shutil.which("wrk") is not None and not args.python_generator
+        for _ in range(args.repeat):
+            if use_wrk:
+                run_wrk(port, path, args.warmup, args.connections, args.wrk_threads, workdir)
+            else:
+                run_python(port, path, args.warmup, args.connections)
+            audited = name != "bare"
+            if audited:
+                time.sleep(1.0)  # the warm-up's requests in flight at its cut-off land before the truncate
+                count_rows(database_url, truncate=True)
+            result = (run_wrk(port, path, args.duration, args.connections, args.wrk_threads, workdir) if use_wrk
+                      else run_python(port, path, args.duration, args.connections))
+            result.target = name
+            if audited:
+                time.sleep(1.0)  # let requests in flight at the cut-off finish
+                result.rows = count_rows(database_url)
+            results.append(result)
+            print(report_line(result, args.connections), flush=True)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+    return results
+
+
+def rows_check(result: Result, connections: int) -> str:
+    if result.rows is None:
+        return ""
+    extra = result.rows - result.ok
+    if result.generator == "python":
+        verdict = "OK" if extra == 0 else "MISMATCH"
+    else:
+        verdict = "OK" if 0 <= extra <= connections else "MISMATCH"
+    return f"rows={result.rows} 200s={result.ok} (+{extra} in flight at cut-off) {verdict}"
+
+
+def report_line(r: Result, connections: int) -> str:
+    return (f"{r.target:9s} [{r.generator}] {r.rps:8.0f} req/s  p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms  "
+            f"failed {r.failed}  {rows_check(r, connections)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=20, help="seconds of measured load per run")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--wrk-threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=1, help="measured runs per target")
+    parser.add_argument("--targets", default="bare,platform", help=f"comma-separated, from {', '.join(TARGETS)}")
+    parser.add_argument("--python-generator", action="store_true", help="use the Python load generator, not wrk")
+    args = parser.parse_args(argv)
+    targets = args.targets.split(",")
+
+    import pgserver
+    from moto.server import ThreadedMotoServer
+
+    with tempfile.TemporaryDirectory(prefix="modelplatform-bench-") as tmp:
+        workdir = Path(tmp)
+        os.chmod(workdir, 0o755)  # pgserver runs postgres as an unprivileged user when we are root
+        pg = pgserver.get_server(workdir / "pgdata", cleanup_mode="stop")
+        database_url = pg.get_uri()
+        db.upgrade(database_url)
+        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        moto.start()
+        host, port = moto.get_host_and_port()
+        aws = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "bench",
+               "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+        os.environ.update(aws)
+        env = {**os.environ, **aws, **publish(workdir), "DATABASE_URL": database_url}
+        print(f"machine: nproc={os.cpu_count()}  generator={'wrk' if shutil.which('wrk') and not args.python_generator else 'python'}"
+              f"  c={args.connections}  {args.duration}s per run", flush=True)
+        results: dict[str, list[Result]] = {}
+        try:
+            for target in targets:
+                results[target] = bench_target(target, env, args, workdir, database_url)
+        finally:
+            moto.stop()
+            pg.cleanup()
+
+    print("\nsummary (median of runs)")
+    bare = statistics.median(r.rps for r in results["bare"]) if "bare" in results else None
+    failed = False
+    for target, runs in results.items():
+        rps = statistics.median(r.rps for r in runs)
+        p50 = statistics.median(r.p50_ms for r in runs)
+        p99 = statistics.median(r.p99_ms for r in runs)
+        ratio = f"{rps / bare:.2f}× bare" if bare else ""
+        checks = [rows_check(r, args.connections) for r in runs if r.rows is not None]
+        failed |= any("MISMATCH" in c for c in checks) or any(r.failed for r in runs)
+        print(f"  {target:9s} {rps:8.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  {ratio}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
