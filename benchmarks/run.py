@@ -47,7 +47,10 @@ TARGETS = {
     "bare": ("bare_app:create_app()", "/predict"),
     "platform": ("modelplatform.app:create_app()", "/models/auto_pricing/versions/1.0.0/predict"),
     "per-row": ("per_row_app:create_app()", "/models/auto_pricing/versions/1.0.0/predict"),
+    # diagnostic: the same platform with an audit log that discards records (not a valid deployment)
+    "no-audit": ("no_audit_app:create_app()", "/models/auto_pricing/versions/1.0.0/predict"),
 }
+AUDITED = {"platform", "per-row"}
 
 
 @dataclass
@@ -189,7 +192,7 @@ def bench_target(name: str, env: dict[str, str], args: argparse.Namespace, workd
                 run_wrk(port, path, args.warmup, args.connections, args.wrk_threads, workdir)
             else:
                 run_python(port, path, args.warmup, args.connections)
-            audited = name != "bare"
+            audited = name in AUDITED
             if audited:
                 time.sleep(1.0)  # the warm-up's requests in flight at its cut-off land before the truncate
                 count_rows(database_url, truncate=True)

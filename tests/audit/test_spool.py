@@ -127,3 +127,25 @@ def test_spool_files_are_locked_by_their_owner(tmp_path: Path) -> None:
         os.close(fd)
     assert locked
     assert list(tmp_path.glob(".*.new")) == []  # created under a staging name, renamed once locked
+
+
+def test_replay_in_slices_and_takeover_keep_every_record_of_a_large_spool(tmp_path: Path, clean_db: sa.Engine,
+                                                                          database_url: str) -> None:
+    own, orphaned = Spool(tmp_path / "own"), Spool(tmp_path / "orphaned")
+    own_records = [make_record() for _ in range(1203)]
+    orphan_records = [make_record() for _ in range(1101)]
+    own.append([r.as_params() for r in own_records])
+    orphaned.append([r.as_params() for r in orphan_records])
+    orphaned.close()  # its owner is gone: the lock is free
+    conn = audit_rows.connect(database_url)
+    try:
+        depths = []
+        while own.depth:
+            own.replay_some(conn, limit=500)
+            depths.append(own.depth)
+        assert Spool(tmp_path / "orphaned").replay(conn) == 1101
+    finally:
+        conn.close()
+    assert depths == [703, 203, 0]
+    assert own.path is not None and own.path.stat().st_size == 0
+    assert sorted(row_ids(clean_db)) == sorted(r.id for r in own_records + orphan_records)

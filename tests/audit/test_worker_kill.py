@@ -55,7 +55,7 @@ def server(platform: Platform, tmp_path: Path) -> Iterator[tuple[str, subprocess
         try:
             if requests.get(base + "/readyz", timeout=2).status_code == 200 and len(children(process.pid)) == 2:
                 break
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or too slow while workers boot
             pass
         time.sleep(0.2)
     else:

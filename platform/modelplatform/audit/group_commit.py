@@ -223,7 +223,9 @@ class GroupCommitAuditLog:
         if conn is not None:
             try:
                 if self.spool_depth():
-                    self._replay_on(conn)  # keep the table roughly in arrival order
+                    # a bounded slice per batch: live requests never wait for a whole spool
+                    assert self.spool is not None
+                    self.spool.replay_some(conn)
                 rejected = audit_rows.store(conn, rows)
             except psycopg2.Error as exc:  # store() only lets "unreachable" through
                 self._lost_connection(exc)

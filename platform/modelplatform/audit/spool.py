@@ -17,7 +17,8 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Iterator, Sequence
+from itertools import islice
+from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
@@ -57,6 +58,7 @@ class Spool:
         self.rejected_total = 0
         self._fd: int | None = None
         self._path: Path | None = None
+        self._replayed_offset = 0  # bytes of this process's file already replayed
         self._pid = os.getpid()
 
     @property
@@ -79,6 +81,7 @@ class Spool:
             if self._fd is not None:
                 os.close(self._fd)
             self._fd, self._path, self.depth, self._pid = None, None, 0, os.getpid()
+            self._replayed_offset = 0
         if self._fd is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             name = f"audit-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
@@ -122,26 +125,41 @@ class Spool:
         # a file we cannot repair: stop appending to it; its torn tail is skipped when it is replayed
         if self._fd is not None:
             os.close(self._fd)
-        self._fd, self._path = None, None
+        self._fd, self._path, self._replayed_offset = None, None, 0
 
     def replay(self, conn: psycopg2.extensions.connection) -> int:
-        """Replay this process's file (then truncate it) and every file of a dead process (then remove
-        it). Returns the number of records replayed.
+        """Replay all of this process's file (then truncate it) and every file of a dead process (then
+        remove it). Returns the number of records replayed.
 
         Raises :class:`psycopg2.OperationalError`/``InterfaceError`` when the database goes away
         mid-replay (what was committed stays; the rest is replayed next time, idempotently), and
         :class:`OSError` for filesystem errors.
         """
         replayed = 0
-        if self._fd is not None and self._pid == os.getpid() and self._path is not None:
-            if self.depth or os.fstat(self._fd).st_size:
-                replayed += self._replay_file(conn, self._path)
-                os.ftruncate(self._fd, 0)
-                os.fsync(self._fd)
-                self.depth = 0
+        while self.depth and self._fd is not None:
+            replayed += self.replay_some(conn)
         replayed += self.take_over_orphans(conn)
         if self._fd is None:
             self.depth = 0  # a file of ours we had to abandon is unlocked, so it was taken over just now
+        return replayed
+
+    def replay_some(self, conn: psycopg2.extensions.connection, limit: int = REPLAY_CHUNK) -> int:
+        """Replay up to ``limit`` records of this process's file, from where the last call stopped, so the
+        writer can interleave replay with live batches without making them wait for a whole spool.
+        The file is truncated once all of it is replayed. Errors as :meth:`replay`."""
+        if self._fd is None or self._pid != os.getpid() or self._path is None:
+            return 0
+        with open(self._path, "rb") as file:
+            file.seek(self._replayed_offset)
+            lines = list(islice(file, limit))
+            end = file.tell()
+        replayed = self._store(conn, self._path, lines)
+        self._replayed_offset = end
+        self.depth = max(self.depth - len(lines), 0)
+        if end >= os.fstat(self._fd).st_size:
+            os.ftruncate(self._fd, 0)
+            os.fsync(self._fd)
+            self._replayed_offset, self.depth = 0, 0
         return replayed
 
     def take_over_orphans(self, conn: psycopg2.extensions.connection) -> int:
@@ -173,24 +191,27 @@ class Spool:
 
     def _replay_file(self, conn: psycopg2.extensions.connection, path: Path) -> int:
         replayed = 0
-        for chunk in _chunks(self._read(path), REPLAY_CHUNK):
-            rejected = audit_rows.store(conn, chunk)
-            for index, reason in rejected:
-                self._dead_letter(path, orjson.dumps(chunk[index]), reason)
-            replayed += len(chunk) - len(rejected)
-        self.replayed_total += replayed
-        if replayed:
-            log.warning("audit spool replayed", extra={"spool_file": str(path), "records": replayed})
+        with open(path, "rb") as file:
+            while lines := list(islice(file, REPLAY_CHUNK)):
+                replayed += self._store(conn, path, lines)
         return replayed
 
-    def _read(self, path: Path) -> Iterator[audit_rows.Row]:
-        with open(path, "rb") as file:
-            for number, line in enumerate(file, 1):
-                try:
-                    yield orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    # only a crash mid-append leaves this (at the tail), and that record was never confirmed
-                    self._dead_letter(path, line.rstrip(b"\n"), f"line {number} is not a complete record")
+    def _store(self, conn: psycopg2.extensions.connection, path: Path, lines: list[bytes]) -> int:
+        rows: list[audit_rows.Row] = []
+        for line in lines:
+            try:
+                rows.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                # only a crash mid-append leaves this (at the tail), and that record was never confirmed
+                self._dead_letter(path, line.rstrip(b"\n"), "not a complete record")
+        rejected = audit_rows.store(conn, rows) if rows else []
+        for index, reason in rejected:
+            self._dead_letter(path, orjson.dumps(rows[index]), reason)
+        replayed = len(rows) - len(rejected)
+        self.replayed_total += replayed
+        if replayed:
+            log.info("audit spool replayed %d record(s)", replayed, extra={"spool_file": str(path)})
+        return replayed
 
     def _dead_letter(self, path: Path, data: bytes, reason: str) -> None:
         self.rejected_total += 1
@@ -201,14 +222,3 @@ class Spool:
             file.write(orjson.dumps({"reason": reason, "record": data.decode("utf-8", "replace")}) + b"\n")
             file.flush()
             os.fsync(file.fileno())
-
-
-def _chunks(items: Iterator[audit_rows.Row], size: int) -> Iterator[list[audit_rows.Row]]:
-    chunk: list[audit_rows.Row] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
