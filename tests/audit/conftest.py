@@ -1,6 +1,7 @@
 """Audit tests: records built like the data plane builds them, and a database URL nobody listens on."""
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -51,3 +52,32 @@ def audit_logs() -> Iterator[Callable[..., GroupCommitAuditLog]]:
 def row_ids(engine: sa.Engine) -> list[str]:
     with engine.connect() as conn:
         return [str(i) for i in conn.execute(sa.text("select id from inferences")).scalars()]
+
+
+class Burst:
+    """Call ``send()`` in a loop from ``threads`` threads until the ``with`` block ends; each call's return
+    value is appended to ``results`` (a call returning None records nothing)."""
+
+    def __init__(self, send: Callable[[], Any], threads: int = 8) -> None:
+        self.send = send
+        self.results: list[Any] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._loop) for _ in range(threads)]
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            result = self.send()
+            if result is not None:
+                with self._lock:
+                    self.results.append(result)
+
+    def __enter__(self) -> "Burst":
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)

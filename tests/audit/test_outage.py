@@ -6,8 +6,8 @@ pgserver ships and started again through pgserver.
 from __future__ import annotations
 
 import threading
-from collections import Counter
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from modelplatform import db
 from modelplatform.settings import normalize_database_url
+from conftest import Burst
 from support import OBJECT_SCHEMA, Platform
 from support.models import Pricer
 
@@ -58,24 +59,15 @@ def test_postgres_stopped_mid_burst_loses_nothing_and_duplicates_nothing(private
     audit = app.extensions["modelplatform.dataplane"].audit
     body = payload("quote_valid.json")
 
-    statuses: list[int] = []
-    answered: list[str] = []
-    done = threading.Event()
-    lock = threading.Lock()
+    clients = threading.local()
 
-    def client_loop() -> None:
-        client = app.test_client()
-        while not done.is_set():
-            response = client.post("/models/auto_pricing/versions/1.0.0/predict", json=body)
-            with lock:
-                statuses.append(response.status_code)
-                if response.status_code == 200:
-                    answered.append(response.get_json()["inference_id"])
+    def send() -> tuple[int, str | None]:
+        if not hasattr(clients, "client"):
+            clients.client = app.test_client()
+        response = clients.client.post("/models/auto_pricing/versions/1.0.0/predict", json=body)
+        return response.status_code, response.get_json().get("inference_id")
 
-    threads = [threading.Thread(target=client_loop) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    try:
+    with Burst(send) as burst:
         time.sleep(0.5)
         private_postgres.stop()
         time.sleep(1.5)  # requests keep coming while Postgres is down
@@ -84,10 +76,8 @@ def test_postgres_stopped_mid_burst_loses_nothing_and_duplicates_nothing(private
         spooled_during_outage = audit.spool.spooled_total
         private_postgres.start()
         time.sleep(1.0)
-    finally:
-        done.set()
-        for thread in threads:
-            thread.join(timeout=30)
+    statuses = [status for status, _ in burst.results]
+    answered = [inference_id for status, inference_id in burst.results if status == 200]
 
     assert statuses and set(statuses) == {200}, Counter(statuses)  # zero failed valid requests
     assert spooled_during_outage > 0, "no request was served from the spool"

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from conftest import Burst
 from support import OBJECT_SCHEMA, Platform
 from support.models import Pricer
 
@@ -72,38 +73,25 @@ def server(platform: Platform, tmp_path: Path) -> Iterator[tuple[str, subprocess
 def test_every_200_has_its_row_when_a_worker_is_killed(server, platform: Platform, payload) -> None:
     base, gunicorn = server
     body = payload("quote_valid.json")
-    answered: list[str] = []
-    failures: list[str] = []
-    done = threading.Event()
-    lock = threading.Lock()
+    sessions = threading.local()
 
-    def client_loop() -> None:
-        session = requests.Session()
-        while not done.is_set():
-            try:
-                response = session.post(base + "/models/auto_pricing/versions/1.0.0/predict", json=body, timeout=10)
-            except requests.RequestException as exc:  # the killed worker's connections drop: allowed
-                with lock:
-                    failures.append(type(exc).__name__)
-                session = requests.Session()
-                continue
-            if response.status_code == 200:
-                with lock:
-                    answered.append(response.json()["inference_id"])
+    def send() -> str | None:
+        """The inference id of a 200; None when the killed worker dropped the connection (allowed)."""
+        session = sessions.__dict__.setdefault("session", requests.Session())
+        try:
+            response = session.post(base + "/models/auto_pricing/versions/1.0.0/predict", json=body, timeout=10)
+        except requests.RequestException:
+            sessions.session = requests.Session()
+            return None
+        return response.json()["inference_id"] if response.status_code == 200 else None
 
-    threads = [threading.Thread(target=client_loop) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    try:
+    with Burst(send) as burst:
         time.sleep(1.0)
         victim = children(gunicorn.pid)[0]
-        answered_before_kill = len(answered)
+        answered_before_kill = len(burst.results)
         os.kill(victim, signal.SIGKILL)
         time.sleep(2.0)
-    finally:
-        done.set()
-        for thread in threads:
-            thread.join(timeout=30)
+    answered = burst.results
 
     assert answered_before_kill > 0 and len(answered) > answered_before_kill  # served before and after
     assert victim not in children(gunicorn.pid)  # the master replaced the killed worker
