@@ -49,6 +49,8 @@ TARGETS = {
     "per-row": ("per_row_app:create_app()", "/models/auto_pricing/versions/1.0.0/predict"),
     # diagnostic: the same platform with an audit log that discards records (not a valid deployment)
     "no-audit": ("no_audit_app:create_app()", "/models/auto_pricing/versions/1.0.0/predict"),
+    # diagnostic: each request blocks 2 ms in its audit call and nothing is stored (not a valid deployment)
+    "wait-2ms": ("no_audit_app:create_waiting_app()", "/models/auto_pricing/versions/1.0.0/predict"),
 }
 AUDITED = {"platform", "per-row"}
 

@@ -1,6 +1,9 @@
 """Multi-row, idempotent INSERT of audit rows with raw psycopg2 (the cheapest client path we measured).
 
-The column list comes from :data:`~modelplatform.audit.tables.inferences`, and each row is the
+A batch is sent as one ``EXECUTE`` of a statement prepared once per connection,
+``INSERT … SELECT * FROM unnest($1::uuid[], …)``: one array per column, so the same prepared statement
+takes any batch size and Postgres parses and plans the INSERT once per connection, not once per batch.
+The column list and the array types come from :data:`~modelplatform.audit.tables.inferences`, and each row is the
 record's :meth:`~modelplatform.audit.records.InferenceRecord.as_params`, so a column added to both
 flows through here with no change. ``ON CONFLICT (id) DO NOTHING`` makes every write idempotent: a
 batch whose COMMIT outcome is unknown (connection lost mid-commit) is spooled and replayed safely.
@@ -12,23 +15,28 @@ from typing import Any
 
 import psycopg2
 import psycopg2.extensions
-from psycopg2.extras import execute_values
+from sqlalchemy.dialects import postgresql
 
 from modelplatform.audit.tables import inferences
 
 COLUMNS: tuple[str, ...] = tuple(c.name for c in inferences.columns)
 
-# built once per process: the statement text and the per-row template
-INSERT_SQL = (f"INSERT INTO {inferences.name} ({', '.join(COLUMNS)}) VALUES %s "
-              f"ON CONFLICT ({', '.join(c.name for c in inferences.primary_key)}) DO NOTHING")
-ROW_TEMPLATE = "(" + ", ".join(f"%({name})s" for name in COLUMNS) + ")"
+_TYPES = tuple(c.type.compile(dialect=postgresql.dialect()) for c in inferences.columns)
+_PK = ", ".join(c.name for c in inferences.primary_key)
+
+# prepared once per connection (see :func:`connect`): one statement for any batch size, one array per column
+PREPARE_SQL = (f"PREPARE audit_insert ({', '.join(t + '[]' for t in _TYPES)}) AS "
+               f"INSERT INTO {inferences.name} ({', '.join(COLUMNS)}) "
+               f"SELECT * FROM unnest({', '.join(f'${i}' for i in range(1, len(COLUMNS) + 1))}) "
+               f"ON CONFLICT ({_PK}) DO NOTHING")
+EXECUTE_SQL = "EXECUTE audit_insert (" + ", ".join(f"%s::{t}[]" for t in _TYPES) + ")"
 
 Row = Mapping[str, Any]
 
 
 def insert_rows(cursor: psycopg2.extensions.cursor, rows: Sequence[Row]) -> None:
-    """One multi-row INSERT of ``rows`` (no commit). JSON columns are JSON text, cast by Postgres."""
-    execute_values(cursor, INSERT_SQL, rows, template=ROW_TEMPLATE, page_size=max(len(rows), 1))
+    """One INSERT of ``rows`` through the prepared statement. JSON columns are JSON text, cast by Postgres."""
+    cursor.execute(EXECUTE_SQL, [[row[name] for row in rows] for name in COLUMNS])
 
 
 def is_unreachable(exc: BaseException) -> bool:
@@ -57,6 +65,8 @@ def connect(url: str, *, connect_timeout: int = 3) -> psycopg2.extensions.connec
         keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=5,
     )
     conn.autocommit = True
+    with conn.cursor() as cursor:
+        cursor.execute(PREPARE_SQL)
     return conn
 
 
