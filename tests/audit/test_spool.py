@@ -149,3 +149,20 @@ def test_replay_in_slices_and_takeover_keep_every_record_of_a_large_spool(tmp_pa
     assert depths == [703, 203, 0]
     assert own.path is not None and own.path.stat().st_size == 0
     assert sorted(row_ids(clean_db)) == sorted(r.id for r in own_records + orphan_records)
+
+
+def test_spool_rows_missing_a_column_are_stored_or_set_aside_and_the_writer_keeps_going(
+        tmp_path: Path, clean_db: sa.Engine, database_url: str, audit_logs) -> None:
+    # a spool written before a column existed, or damaged: nullable column missing, NOT NULL column missing
+    old_style = {k: v for k, v in make_record().as_params().items() if k != "routing_key"}
+    broken = {k: v for k, v in make_record().as_params().items() if k != "model"}
+    (tmp_path / "audit-host-2-cafebabe.jsonl").write_bytes(orjson.dumps(old_style) + b"\n" + orjson.dumps(broken) + b"\n")
+
+    audit = audit_logs(database_url, spool_dir=tmp_path)
+    audit.start()
+    live = make_record()
+    audit.record(live)
+
+    assert sorted(row_ids(clean_db)) == sorted([old_style["id"], live.id])
+    (rejected,) = (tmp_path / "rejected-audit-host-2-cafebabe.jsonl").read_bytes().splitlines()
+    assert broken["id"] in orjson.loads(rejected)["record"]

@@ -124,7 +124,7 @@ class GroupCommitAuditLog:
 
     def ping(self) -> bool:
         try:
-            conn = audit_rows.connect(self.url, connect_timeout=2)
+            conn = audit_rows.connect(self.url, connect_timeout=2, prepare=False)
         except psycopg2.Error:
             return False
         try:
@@ -169,6 +169,16 @@ class GroupCommitAuditLog:
     # -- writer thread --------------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        except BaseException:
+            # a bug must not leave a dead writer that every later record waits on: the next one restarts it
+            log.exception("audit writer stopped unexpectedly")
+            with self._lock:
+                self._thread = None
+            self._disconnect()
+
+    def _serve(self) -> None:
         self._replay()
         while True:
             timeout = self.retry_interval if self.spool_depth() else self.idle_timeout
@@ -223,9 +233,7 @@ class GroupCommitAuditLog:
         if conn is not None:
             try:
                 if self.spool_depth():
-                    # a bounded slice per batch: live requests never wait for a whole spool
-                    assert self.spool is not None
-                    self.spool.replay_some(conn)
+                    self._replay_on(conn, whole=False)
                 rejected = audit_rows.store(conn, rows)
             except psycopg2.Error as exc:  # store() only lets "unreachable" through
                 self._lost_connection(exc)
@@ -280,12 +288,17 @@ class GroupCommitAuditLog:
         except psycopg2.Error as exc:
             self._lost_connection(exc)
 
-    def _replay_on(self, conn: psycopg2.extensions.connection) -> None:
+    def _replay_on(self, conn: psycopg2.extensions.connection, whole: bool = True) -> None:
+        """Replay the spool (all of it, or a bounded slice so live requests never wait for a whole
+        spool). Raises only :class:`psycopg2.Error` (unreachable); anything else is logged, because a
+        broken spool file must not fail live requests or stop the writer."""
         assert self.spool is not None
         try:
-            replayed = self.spool.replay(conn)
-        except OSError as exc:
-            log.error("audit spool replay failed", extra={"spool_dir": str(self.spool.directory), "error": str(exc)})
+            replayed = self.spool.replay(conn) if whole else self.spool.replay_some(conn)
+        except psycopg2.Error:
+            raise
+        except Exception:
+            log.exception("audit spool replay failed", extra={"spool_dir": str(self.spool.directory)})
             return
         if replayed:
             log.warning("audit spool replayed %d record(s); spool depth %d", replayed, self.spool_depth(),

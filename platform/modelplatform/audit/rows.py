@@ -35,8 +35,10 @@ Row = Mapping[str, Any]
 
 
 def insert_rows(cursor: psycopg2.extensions.cursor, rows: Sequence[Row]) -> None:
-    """One INSERT of ``rows`` through the prepared statement. JSON columns are JSON text, cast by Postgres."""
-    cursor.execute(EXECUTE_SQL, [[row[name] for row in rows] for name in COLUMNS])
+    """One INSERT of ``rows`` through the prepared statement. JSON columns are JSON text, cast by Postgres.
+    A column missing from a row (a spool written before the column existed) is sent as NULL: the
+    database then stores it or rejects the row, like any other data error."""
+    cursor.execute(EXECUTE_SQL, [[row.get(name) for row in rows] for name in COLUMNS])
 
 
 def is_unreachable(exc: BaseException) -> bool:
@@ -53,7 +55,7 @@ def psycopg2_dsn(url: str) -> str:
     return url
 
 
-def connect(url: str, *, connect_timeout: int = 3) -> psycopg2.extensions.connection:
+def connect(url: str, *, connect_timeout: int = 3, prepare: bool = True) -> psycopg2.extensions.connection:
     """An autocommit connection for audit writes. Raises :class:`psycopg2.OperationalError` when unreachable.
 
     Autocommit: a multi-row INSERT is one statement, so it is atomic on its own, and sending it alone
@@ -65,8 +67,9 @@ def connect(url: str, *, connect_timeout: int = 3) -> psycopg2.extensions.connec
         keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=5,
     )
     conn.autocommit = True
-    with conn.cursor() as cursor:
-        cursor.execute(PREPARE_SQL)
+    if prepare:
+        with conn.cursor() as cursor:
+            cursor.execute(PREPARE_SQL)
     return conn
 
 
