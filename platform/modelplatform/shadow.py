@@ -156,8 +156,8 @@ class ShadowDispatcher:
         now = time.monotonic()
         if now - self._last_drop_log >= DROP_LOG_INTERVAL_S:
             self._last_drop_log = now
-            log.warning("shadow queue full: call dropped", extra={
-                "model": call.loaded.model, "version": call.loaded.version, "dropped_total": self.dropped})
+            log.warning("shadow queue full: call dropped (%d dropped so far)", self.dropped,
+                        extra=_log_fields(call))
 
     def _work(self) -> None:
         work_queue = self._queue
@@ -174,10 +174,14 @@ class ShadowDispatcher:
             except ProblemError:
                 pass  # invalid input, rejection, model error: the runner has recorded it
             except Exception:  # a shadow must never take its worker down
-                log.exception("shadow call failed", extra={"model": call.loaded.model,
-                                                           "version": call.loaded.version})
+                log.exception("shadow call failed", extra=_log_fields(call))
             with self._lock:
                 if ok:
                     self.completed += 1
                 else:
                     self.failed += 1
+
+
+def _log_fields(call: ShadowCall) -> dict[str, object]:
+    # logging must not fail where it reports a failure: read the call defensively
+    return {"model": getattr(call.loaded, "model", None), "version": call.route.version}
