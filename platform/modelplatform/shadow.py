@@ -5,9 +5,9 @@ started on the first call that needs them in the process that serves (gunicorn f
 a thread started before the fork would not exist in the child, so a change of pid starts afresh).
 
 The primary never waits for a shadow: :meth:`ShadowDispatcher.submit` only does a non-blocking put.
-When the queue is full, or holds more than ``max_bytes`` of request bodies, the copy is dropped,
-counted in :attr:`ShadowDispatcher.dropped` and logged (at most once a second, with the running
-total). A shadow's outcome, whatever it is, is recorded as its own ``inferences`` row with
+When the queue is full, would hold more than ``max_bytes`` of request bodies, or is closed, the copy
+is dropped, counted in :attr:`ShadowDispatcher.dropped` and logged (at most once a second, with the
+running total). A shadow's outcome, whatever it is, is recorded as its own ``inferences`` row with
 ``routed_by = 'shadow'`` and the primary's ``request_id``, and never reaches the caller.
 """
 from __future__ import annotations
@@ -81,21 +81,25 @@ class ShadowDispatcher:
     def submit(self, call: ShadowCall) -> bool:
         """Queue ``call`` without blocking; False (and counted as dropped) when there is no room."""
         with self._lock:
+            reason = None
             try:
                 self._start_if_needed()
-                accepted = not self._closed and self._queued_bytes + call.size <= self.max_bytes
-            except RuntimeError:  # no thread could be started: shed the copy, never the primary
+            except Exception:  # e.g. no thread could be started: shed the copy, never fail the primary
                 log.exception("cannot start shadow workers")
-                accepted = False
-            if accepted:
+                reason = "no worker"
+            if reason is None and self._closed:
+                reason = "shutting down"
+            elif reason is None and self._queued_bytes + call.size > self.max_bytes:
+                reason = "queue over its byte budget"
+            elif reason is None:
                 try:
                     self._queue.put_nowait(call)
                     self._queued_bytes += call.size
                 except queue.Full:
-                    accepted = False
-            if not accepted:
-                self._count_drop(call)
-        return accepted
+                    reason = "queue full"
+            if reason is not None:
+                self._count_drop(call, reason)
+        return reason is None
 
     def pending(self) -> int:
         return self._queue.qsize()
@@ -151,12 +155,12 @@ class ShadowDispatcher:
             thread.start()
         atexit.register(self.close)  # drain (bounded) when the worker process exits
 
-    def _count_drop(self, call: ShadowCall) -> None:
+    def _count_drop(self, call: ShadowCall, reason: str) -> None:
         self.dropped += 1
         now = time.monotonic()
         if now - self._last_drop_log >= DROP_LOG_INTERVAL_S:
             self._last_drop_log = now
-            log.warning("shadow queue full: call dropped (%d dropped so far)", self.dropped,
+            log.warning("shadow call dropped, %s (%d dropped so far)", reason, self.dropped,
                         extra=_log_fields(call))
 
     def _work(self) -> None:

@@ -20,7 +20,7 @@ def _dataplane(app: Flask) -> DataPlane:
 
 
 @pytest.fixture
-def shadowed(platform: Platform) -> Callable[..., Flask]:
+def shadowed(platform: Platform) -> Iterator[Callable[..., Flask]]:
     """Build an app serving ``quote`` 1.0.0 (echo) with ``shadow_model`` as shadow 2.0.0."""
     apps: list[Flask] = []
 

@@ -125,7 +125,7 @@ def test_full_queue_drops_are_counted_and_logged_never_blocking(shadowed, platfo
     # one copy running, at most one waiting: at least four had no room
     dropped = data_plane.shadows.dropped
     assert dropped >= calls - 2
-    assert any("shadow queue full" in r.getMessage() for r in caplog.records)
+    assert any("shadow call dropped, queue full" in r.getMessage() for r in caplog.records)
 
     assert data_plane.shadows.close(timeout=10) == 0  # drains what was queued
     assert len(platform.rows("routed_by = 'shadow'")) == calls - dropped
