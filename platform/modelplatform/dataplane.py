@@ -85,6 +85,9 @@ class DataPlane:
         Raises :class:`UnknownModel`/:class:`UnknownVersion` (404, not recorded),
         :class:`InvalidInput`/:class:`Rejected` (422), :class:`ModelFailed` (500), and
         :class:`AuditUnavailable` (503) when the record cannot be stored.
+
+        An unpinned call whose outcome was recorded is then queued, without waiting, for each of the
+        model's ``shadow`` versions other than the one that served it (see :mod:`modelplatform.shadow`).
         """
         started = time.perf_counter()
         loaded, route = self.route(request)
@@ -107,7 +110,8 @@ class DataPlane:
     def _send_to_shadows(self, request: PredictRequest, primary: Route) -> None:
         assert self.shadows is not None
         model = self.registry.model(request.model)
-        size = len(request.raw_input) if request.raw_input is not None else 0
+        # the queue's byte budget counts request bodies: what a queued copy mostly holds on to
+        size = len(request.raw_input) if request.raw_input is not None else len(self._input_json(request))
         for version in model.spec.shadow:
             if version != primary.version:
                 route = Route(version, "shadow", primary.experiment, primary.routing_key)

@@ -57,8 +57,10 @@ class Router(Protocol):
 
 
 class DefaultRouter:
+    """Everything to the model's default; a caller's ``X-Routing-Key`` is still recorded."""
+
     def route(self, model: RegisteredModel, payload: Any, routing_key: str | None) -> Route:
-        return Route(version=model.spec.default, routed_by="default")
+        return Route(version=model.spec.default, routed_by="default", routing_key=routing_key)
 
 
 def arm_score(test: str, version: str, key: str, weight: int) -> float:

@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 
 from modelplatform.routing import MAX_ROUTING_KEY_CHARS, assign
 from support import Platform
+from support.models import Echo
 
 from ab_routing_support import TEST_NAME, ab_model, predict
 
@@ -126,6 +127,15 @@ def test_pinned_call_bypasses_the_test(client: FlaskClient, rollout: Platform) -
     assert (doc["version"], doc["routed_by"], doc["experiment"]) == ("1.0.0", "pinned", None)
     (row,) = rollout.rows()
     assert (row["version"], row["routed_by"], row["experiment"]) == ("1.0.0", "pinned", None)
+
+
+def test_a_model_without_test_serves_its_default_and_records_the_callers_key(platform: Platform) -> None:
+    platform.add("plain", {"1.0.0": Echo(), "2.0.0": Echo()}, default="1.0.0")
+    client = platform.app().test_client()
+    doc = client.post("/models/plain/predict", json={"customer_id": "c1"}, headers={"X-Routing-Key": "u1"}).get_json()
+    assert (doc["version"], doc["routed_by"], doc["experiment"]) == ("1.0.0", "default", None)
+    (row,) = platform.rows()
+    assert (row["routed_by"], row["experiment"], row["routing_key"]) == ("default", None, "u1")
 
 
 def test_long_keys_are_recorded_as_a_bounded_digest_and_stay_sticky(client: FlaskClient, rollout: Platform) -> None:
