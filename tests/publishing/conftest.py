@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +29,13 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
     """Run ``modelplatform ARGS…`` in this process; returns exit code, stdout and stderr."""
     def run(*argv: str) -> Run:
         capsys.readouterr()
+        handlers = list(logging.root.handlers)
         try:
             code = main(list(argv))
         except SystemExit as exc:  # argparse usage errors
             code = int(exc.code or 0)
+        finally:
+            logging.root.handlers[:] = handlers  # main() configures logging onto the captured stream
         captured = capsys.readouterr()
         return Run(code, captured.out, captured.err)
     return run

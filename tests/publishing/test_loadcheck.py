@@ -1,0 +1,52 @@
+"""The child-process loader: what a model does while loading or predicting never reaches our process."""
+from __future__ import annotations
+
+import os
+
+from modelplatform import loadcheck
+from modelplatform.authoring import dumps_by_value
+
+
+class Chatty:
+    def predict(self, payload):
+        print("debug: predicting", payload)  # would corrupt a report written on stdout
+        return {"doubled": payload["x"] * 2}
+
+
+class ExitsOnLoad:
+    """Unpickling calls os._exit: the child dies without a report."""
+
+    def predict(self, payload):
+        return payload
+
+    def __reduce__(self):
+        return (os._exit, (7,))
+
+
+def test_a_model_printing_to_stdout_does_not_corrupt_the_report(tmp_path) -> None:
+    path = tmp_path / "chatty.dill"
+    path.write_bytes(dumps_by_value(Chatty()))
+
+    report = loadcheck.check_file(path, "chatty", "1.0", [{"x": 2}, {"y": 1}], timeout=60)
+
+    assert report.loaded and report.predictor_type == "Chatty"
+    ok, failed = report.outcomes
+    assert (ok.status, ok.output_json) == ("ok", '{"doubled":4}')
+    assert failed.status == "raised" and failed.message == "KeyError: 'x'"
+
+
+def test_a_child_that_dies_is_a_load_error_naming_model_and_version(tmp_path) -> None:
+    path = tmp_path / "exits.dill"
+    path.write_bytes(dumps_by_value(ExitsOnLoad()))
+
+    report = loadcheck.check_file(path, "exits", "2.0", timeout=60)
+
+    assert not report.loaded
+    assert report.error.startswith("exits 2.0: the load-check process exited with status 7 without a report")
+
+
+def test_loading_alone_runs_nothing(tmp_path) -> None:
+    path = tmp_path / "chatty.dill"
+    path.write_bytes(dumps_by_value(Chatty()))
+    report = loadcheck.check_file(path, "chatty", "1.0", timeout=60)
+    assert report.loaded and report.outcomes == ()
