@@ -115,7 +115,7 @@ def check_artifact(spec: ModelSpec, version: str, data: bytes, *,
             return [Problem(STORE, f"{message}. A published file never changes: if the config is wrong, copy the "
                                    "sha256 printed by `modelplatform publish`; otherwise publish a new version",
                             spec.name, version)]
-    runnable = list(_valid_examples(spec, version))
+    runnable = _sort_examples(spec, version)[1]
     with tempfile.TemporaryDirectory(prefix="modelplatform-check-") as tmp:
         file = Path(tmp) / f"{spec.name}-{version}.dill"
         file.write_bytes(data)
@@ -144,28 +144,26 @@ def _schema(spec: ModelSpec, version: str) -> CompiledSchema | None:
     return CompiledSchema(spec.schemas[keys[0]]) if len(keys) == 1 else None  # else a config problem already
 
 
-def example_schema_problems(spec: ModelSpec, version: str) -> list[Problem]:
-    """An example problem for each example of ``version`` its schema rejects, listing every violation."""
+def _sort_examples(spec: ModelSpec, version: str) -> tuple[list[Problem], list[tuple[str, Example]]]:
+    """Split ``version``'s examples into problems (schema violations) and those that can run."""
     schema = _schema(spec, version)
     if schema is None:
-        return []
-    problems = []
+        return [], []
+    problems, runnable = [], []
     for where, example in _examples(spec, version):
         violations = schema.violations(example.input)
-        if violations:
-            listed = "; ".join(f"{v.path or '/'}: {v.message}" for v in violations)
-            problems.append(Problem(EXAMPLE, f"{where} input does not match this version's schema ({listed}); "
-                                             "fix the example or the schema", spec.name, version))
-    return problems
+        if not violations:
+            runnable.append((where, example))
+            continue
+        listed = "; ".join(f"{v.path or '/'}: {v.message}" for v in violations)
+        problems.append(Problem(EXAMPLE, f"{where} input does not match this version's schema ({listed}); "
+                                         "fix the example or the schema", spec.name, version))
+    return problems, runnable
 
 
-def _valid_examples(spec: ModelSpec, version: str) -> Iterator[tuple[str, Example]]:
-    schema = _schema(spec, version)
-    if schema is None:
-        return
-    for where, example in _examples(spec, version):
-        if not schema.violations(example.input):
-            yield where, example
+def example_schema_problems(spec: ModelSpec, version: str) -> list[Problem]:
+    """An example problem for each example of ``version`` its schema rejects, listing every violation."""
+    return _sort_examples(spec, version)[0]
 
 
 def _outcome_problem(where: str, example: Example, outcome: loadcheck.PredictOutcome) -> str | None:

@@ -5,16 +5,17 @@ exists (see :meth:`modelplatform.store.S3ModelStore.publish`).
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from modelplatform import loadcheck, versions
-from modelplatform.store import S3ModelStore
+from modelplatform.store import S3ModelStore, VersionExists
 
 # the same pattern as model names in the shipped config JSON Schema
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -34,11 +35,26 @@ class Published:
     url: str
 
     def config_lines(self) -> str:
-        """The JSON to merge into the model's entry in ``config/models.json``."""
-        return "\n".join([
-            f'"active_model_versions": [..., {json.dumps(self.version)}],',
-            f'"sha256": {{..., {json.dumps(self.version)}: {json.dumps(self.sha256)}}}',
-        ])
+        """The two additions to the model's entry in ``config/models.json``, as exact JSON."""
+        version = json.dumps(self.version)
+        return (f'in "active_model_versions" add:  {version}\n'
+                f'in "sha256" add:                 {version}: {json.dumps(self.sha256)}')
+
+    def config_entry(self, existing: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The model's config entry with this version added (active, pinned), or a new entry to complete.
+
+        Adding a version to ``active_model_versions`` changes nothing for unpinned traffic until
+        ``default`` or an ``ab_test`` points at it.
+        """
+        if existing is None:
+            return {"description": "", "active_model_versions": [self.version], "default": self.version,
+                    "sha256": {self.version: self.sha256}, "schemas": {}}
+        entry = copy.deepcopy(dict(existing))
+        active = entry.setdefault("active_model_versions", [])
+        if self.version not in active:
+            active.append(self.version)
+        entry.setdefault("sha256", {})[self.version] = self.sha256
+        return entry
 
 
 def validate_name(model: str) -> None:
@@ -104,6 +120,9 @@ def publish_file(path: str | Path, model: str, version: str, store: S3ModelStore
     path = Path(path)
     if not path.is_file():
         raise PublishError(f"{path}: no such file")
+    # fail fast rather than after a load check and a long upload; the conditional write still decides
+    if store.exists(model, version):
+        raise VersionExists(model, version, store.url(model, version))
     if load_check:
         report = loadcheck.check_file(path, model, version, timeout=load_timeout)
         if not report.loaded:

@@ -25,6 +25,10 @@ class ArtifactError(Exception):
 class VersionExists(ArtifactError):
     """A publish was refused because the version is already in the store (published versions never change)."""
 
+    def __init__(self, model: str, version: str, url: str) -> None:
+        super().__init__(model, version, f"{url} already exists; published versions are immutable, "
+                                         "publish under a new version number")
+
 
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
 # 412: the key exists; 409: another conditional write to the same key is in flight (S3 lets one win)
@@ -58,6 +62,19 @@ class S3ModelStore:
         except BotoCoreError as exc:
             raise ArtifactError(model, version, f"cannot reach the model store: {exc}") from None
 
+    def exists(self, model: str, version: str) -> bool:
+        """Whether ``model`` ``version`` is in the store. Raises :class:`ArtifactError` when unreachable."""
+        try:
+            self.client.head_object(Bucket=self.location.bucket, Key=self.location.key(model, version))
+            return True
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in _MISSING_CODES:  # a HEAD has no body: a missing bucket looks the same
+                return False
+            raise ArtifactError(model, version, f"cannot read {self.url(model, version)}: {code} {exc}") from None
+        except BotoCoreError as exc:
+            raise ArtifactError(model, version, f"cannot reach the model store: {exc}") from None
+
     def publish(self, model: str, version: str, body: bytes | IO[bytes], sha256: str) -> None:
         """Upload a new version, storing ``sha256`` as object metadata.
 
@@ -75,8 +92,7 @@ class S3ModelStore:
             code = exc.response.get("Error", {}).get("Code", "")
             status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
             if code in _EXISTS_CODES or status in _EXISTS_CODES:
-                raise VersionExists(model, version, f"{self.url(model, version)} already exists; published "
-                                    "versions are immutable, publish under a new version number") from None
+                raise VersionExists(model, version, self.url(model, version)) from None
             if code == "NoSuchBucket":
                 raise ArtifactError(model, version, f"bucket {self.location.bucket!r} does not exist") from None
             raise ArtifactError(model, version, f"cannot write {self.url(model, version)}: {code} {exc}") from None

@@ -20,12 +20,13 @@ from modelplatform.store import S3ModelStore, VersionExists
 from support.models import Echo, Pricer
 
 
-def test_publish_uploads_with_sha256_metadata_and_prints_config_lines(cli, model_file, store, store_url,
-                                                                      stored) -> None:
+def test_publish_uploads_with_sha256_metadata_and_prints_a_new_entry(cli, model_file, store, store_url, stored,
+                                                                     tmp_path) -> None:
     path = model_file(Pricer("300.00"))
     digest = sha256_hex(path.read_bytes())
 
-    run = cli("publish", str(path), "--model", "auto_pricing", "--version", "2.1.1")
+    run = cli("publish", str(path), "--model", "auto_pricing", "--version", "2.1.1",
+              "--config", str(tmp_path / "absent.json"))
 
     assert run.code == 0, run.err
     assert stored() == {"registry/auto_pricing/2.1.1.dill": path.read_bytes()}
@@ -33,8 +34,28 @@ def test_publish_uploads_with_sha256_metadata_and_prints_config_lines(cli, model
     assert head["Metadata"] == {"sha256": digest}
     assert f"sha256 {digest}" in run.out
     assert f"published {store_url}/auto_pricing/2.1.1.dill" in run.out
-    assert '"active_model_versions": [..., "2.1.1"],' in run.out
-    assert f'"sha256": {{..., "2.1.1": "{digest}"}}' in run.out
+    assert "'auto_pricing' is not in" in run.out
+    entry = json.loads("{" + run.out[run.out.index('  "auto_pricing"'):] + "}")
+    assert entry == {"auto_pricing": {"description": "", "active_model_versions": ["2.1.1"], "default": "2.1.1",
+                                      "sha256": {"2.1.1": digest}, "schemas": {}}}
+
+
+def test_publish_prints_the_existing_entry_with_the_version_added(cli, model_file, store_url, write_config) -> None:
+    existing = {"description": "pricing", "active_model_versions": ["1.0.0"], "default": "1.0.0",
+                "sha256": {"1.0.0": "ab" * 32}, "schemas": {"1.X.X": {"type": "object"}}}
+    config = write_config({"auto_pricing": existing, "other": {"default": "9"}})
+    path = model_file(Pricer("300.00"))
+    digest = sha256_hex(path.read_bytes())
+
+    run = cli("publish", str(path), "--model", "auto_pricing", "--version", "1.1.0", "--config", str(config))
+
+    assert run.code == 0, run.err
+    assert 'in "active_model_versions" add:  "1.1.0"' in run.out
+    assert f'in "sha256" add:                 "1.1.0": "{digest}"' in run.out
+    entry = json.loads("{" + run.out[run.out.index('  "auto_pricing"'):] + "}")
+    assert entry == {"auto_pricing": {**existing, "active_model_versions": ["1.0.0", "1.1.0"],
+                                      "sha256": {"1.0.0": "ab" * 32, "1.1.0": digest}}}
+    assert json.loads(config.read_text())["auto_pricing"] == existing  # publish never edits the config
 
 
 def test_republishing_a_version_is_refused_and_leaves_the_bytes_unchanged(cli, model_file, store_url,
@@ -175,6 +196,14 @@ def test_the_console_script_exits_non_zero_when_refused(store: S3ModelStore, sto
     assert hashlib.sha256(path.read_bytes()).hexdigest() in first.stdout
     assert again.returncode == 1
     assert "already exists" in again.stderr
+
+
+def test_the_conditional_write_itself_refuses_an_existing_key(store: S3ModelStore, stored) -> None:
+    # straight to the store, past publish_file's early exists() check: S3 must refuse on its own
+    store.publish("m", "1.0.0", b"first", sha256_hex(b"first"))
+    with pytest.raises(VersionExists, match="already exists"):
+        store.publish("m", "1.0.0", b"second", sha256_hex(b"second"))
+    assert stored() == {"registry/m/1.0.0.dill": b"first"}
 
 
 def test_publish_file_rejects_before_uploading(store: S3ModelStore, model_file, stored) -> None:

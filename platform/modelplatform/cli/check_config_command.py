@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 
@@ -11,6 +12,7 @@ from modelplatform.settings import DEFAULT_CONFIG_PATH
 
 
 def _check(args: argparse.Namespace) -> int:
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # its credential/endpoint notes are noise here
     from modelplatform.checks import check_config
     from modelplatform.settings import StoreLocation
     from modelplatform.store import S3ModelStore

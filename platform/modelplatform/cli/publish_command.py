@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 from modelplatform import loadcheck
+from modelplatform.settings import DEFAULT_CONFIG_PATH
 
 # below this size an upload is quick enough that a bar is noise
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
@@ -28,6 +33,7 @@ def _progress(size: int) -> Iterator[Callable[[int], None] | None]:
 
 
 def _publish(args: argparse.Namespace) -> int:
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # its credential/endpoint notes are noise here
     from modelplatform.publishing import PublishError, publish_file
     from modelplatform.settings import StoreLocation
     from modelplatform.store import ArtifactError, S3ModelStore, VersionExists
@@ -52,9 +58,28 @@ def _publish(args: argparse.Namespace) -> int:
         return 1
     print(f"published {published.url} ({published.size} bytes)")
     print(f"sha256 {published.sha256}")
-    print(f"\nadd to the {published.model!r} entry of config/models.json, then open a pull request:\n")
-    print(published.config_lines())
+    config_path = Path(args.config or os.environ.get("MODELS_CONFIG", "").strip() or DEFAULT_CONFIG_PATH)
+    existing = _model_entry(config_path, published.model)
+    if existing is None:
+        print(f"\n{published.model!r} is not in {config_path}: add this entry, with a JSON Schema for the version "
+              "under \"schemas\" (see docs/models.md), then open a pull request:\n")
+    else:
+        print(f"\nin the {published.model!r} entry of {config_path}:\n")
+        print(published.config_lines())
+        print("\nthe whole entry then reads (point default or an ab_test at the version to send it traffic), "
+              "then open a pull request:\n")
+    entry = published.config_entry(existing)
+    print(json.dumps({published.model: entry}, indent=2)[2:-2])
     return 0
+
+
+def _model_entry(config_path: Path, model: str) -> dict[str, Any] | None:
+    """The model's current entry in the config, if the file is there and readable (publishing needs no config)."""
+    try:
+        entry = json.loads(config_path.read_bytes()).get(model)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return entry if isinstance(entry, dict) else None
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -67,6 +92,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     publish.add_argument("--model", required=True, help="model name: ^[a-z][a-z0-9_]{0,63}$")
     publish.add_argument("--version", required=True, help="dotted numbers, e.g. 2.1.1")
     publish.add_argument("--store", help="s3://bucket/prefix (default: $MODEL_STORE_URL)")
+    publish.add_argument("--config", help="config to show the updated entry from "
+                                          f"(default: $MODELS_CONFIG or {DEFAULT_CONFIG_PATH}; optional)")
     publish.add_argument("--skip-load-check", action="store_true",
                          help="upload without loading the file first (e.g. this machine lacks a library "
                               "the server has); check-config will still load it")
