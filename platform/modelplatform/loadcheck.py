@@ -59,7 +59,9 @@ def check_file(path: str | Path, model: str, version: str, inputs: list[Any] | N
     becomes :attr:`LoadReport.error`, a message naming model and version.
     """
     label = f"{model} {version}"
-    command = [sys.executable, "-m", "modelplatform.loadcheck", str(path), "--model", model, "--version", version]
+    # -P: the working directory is not importable, as on the server, so a class pickled by reference to a
+    # module lying next to the notebook fails here and not in production
+    command = [sys.executable, "-P", "-m", "modelplatform.loadcheck", str(path), "--model", model, "--version", version]
     stdin = None
     if inputs is not None:
         command.append("--run-inputs")

@@ -50,3 +50,28 @@ def test_loading_alone_runs_nothing(tmp_path) -> None:
     path.write_bytes(dumps_by_value(Chatty()))
     report = loadcheck.check_file(path, "chatty", "1.0", timeout=60)
     assert report.loaded and report.outcomes == ()
+
+
+def test_modules_in_the_working_directory_are_not_importable(tmp_path, monkeypatch) -> None:
+    """A class pickled by reference to the author's own module fails here exactly as on the server."""
+    import importlib
+    import sys
+
+    import dill
+
+    (tmp_path / "labmodels.py").write_text("class Model:\n    def predict(self, payload):\n        return 1\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    labmodels = importlib.import_module("labmodels")
+    try:
+        path = tmp_path / "by_reference.dill"
+        path.write_bytes(dill.dumps(labmodels.Model()))  # plain dill: a reference to labmodels.Model
+        by_value = tmp_path / "by_value.dill"
+        by_value.write_bytes(dumps_by_value(labmodels.Model()))
+
+        report = loadcheck.check_file(path, "lab", "1.0", timeout=60)
+        assert not report.loaded
+        assert "lab 1.0: cannot be loaded with dill" in report.error and "labmodels" in report.error
+        assert loadcheck.check_file(by_value, "lab", "1.0", timeout=60).loaded
+    finally:
+        sys.modules.pop("labmodels", None)
