@@ -87,9 +87,11 @@ def test_racing_publishers_of_one_version_exactly_one_wins(store: S3ModelStore, 
 
     def race(i: int) -> None:
         own_store = S3ModelStore(store.location)  # a publisher of its own, as on another machine
+        data = files[i].read_bytes()
         barrier.wait()
+        # straight to the conditional write: publish_file's early exists() check could hide a lost race
         try:
-            results[i] = publish_file(files[i], "racer", "1.0.0", own_store, load_check=False)
+            results[i] = own_store.publish("racer", "1.0.0", data, sha256_hex(data))
         except VersionExists as exc:
             results[i] = exc
 
@@ -210,3 +212,31 @@ def test_publish_file_rejects_before_uploading(store: S3ModelStore, model_file, 
     with pytest.raises(PublishError, match="invalid model name"):
         publish_file(model_file(Echo()), "Bad", "1.0.0", store)
     assert stored() == {}
+
+
+def test_two_publish_processes_racing_exactly_one_wins(store_url, tmp_path: Path, stored) -> None:
+    files = []
+    for i in range(2):
+        path = tmp_path / f"laptop{i}.dill"
+        path.write_bytes(os.urandom(1024 * 1024))
+        files.append(path)
+    env = {**os.environ, "MODEL_STORE_URL": store_url}
+    procs = [subprocess.Popen([str(Path(sys.executable).with_name("modelplatform")), "publish", str(path),
+                               "--model", "raced", "--version", "1.0", "--skip-load-check"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for path in files]
+    outcomes = []
+    for proc in procs:
+        try:
+            _, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=10)
+        outcomes.append((proc.returncode, err))
+
+    assert sorted(code for code, _ in outcomes) == [0, 1], outcomes
+    winner = next(i for i, (code, _) in enumerate(outcomes) if code == 0)
+    loser_err = outcomes[1 - winner][1]
+    assert "refused" in loser_err and "already exists" in loser_err
+    assert stored() == {"registry/raced/1.0.dill": files[winner].read_bytes()}
