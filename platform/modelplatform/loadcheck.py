@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -61,23 +62,28 @@ def check_file(path: str | Path, model: str, version: str, inputs: list[Any] | N
     label = f"{model} {version}"
     # -P: the working directory is not importable, as on the server, so a class pickled by reference to a
     # module lying next to the notebook fails here and not in production
-    command = [sys.executable, "-P", "-m", "modelplatform.loadcheck", str(path), "--model", model, "--version", version]
+    command = [sys.executable, "-P", "-m", "modelplatform.loadcheck", str(path),
+               "--model", model, "--version", version]
     stdin = None
     if inputs is not None:
         command.append("--run-inputs")
         stdin = json.dumps(inputs).encode()
+    # its own process group, so a timeout also kills whatever the model's code started
+    with subprocess.Popen(command, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True) as child:
+        try:
+            stdout, stderr = child.communicate(stdin, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
+            return LoadReport(error=f"{label}: did not finish loading and predicting within {timeout:g}s "
+                                    "(the child process was killed)")
     try:
-        done = subprocess.run(command, input=stdin, capture_output=True, timeout=timeout,
-                              stdin=None if stdin is not None else subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        return LoadReport(error=f"{label}: did not finish loading and predicting within {timeout:g}s "
-                                "(the child process was killed)")
-    try:
-        doc = json.loads(done.stdout)
+        doc = json.loads(stdout)
     except ValueError:
-        stderr = done.stderr.decode("utf-8", "replace").strip()[-MAX_STDERR_CHARS:]
-        return LoadReport(error=f"{label}: the load-check process exited with status {done.returncode} "
-                                f"without a report: {stderr or '(no output)'}")
+        tail = stderr.decode("utf-8", "replace").strip()[-MAX_STDERR_CHARS:]
+        return LoadReport(error=f"{label}: the load-check process exited with status {child.returncode} "
+                                f"without a report: {tail or '(no output)'}")
     if doc["error"] is not None:
         return LoadReport(error=doc["error"])
     return LoadReport(error=None, predictor_type=doc["predictor_type"],

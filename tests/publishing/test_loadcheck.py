@@ -75,3 +75,29 @@ def test_modules_in_the_working_directory_are_not_importable(tmp_path, monkeypat
         assert loadcheck.check_file(by_value, "lab", "1.0", timeout=60).loaded
     finally:
         sys.modules.pop("labmodels", None)
+
+
+class SpawnsAndHangs:
+    """Starts a grandchild that holds the output pipes open, then hangs: the timeout must still return."""
+
+    def predict(self, payload):
+        import subprocess
+        import sys
+        import time
+
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        time.sleep(120)
+
+
+def test_a_timeout_kills_the_model_and_what_it_started(tmp_path) -> None:
+    import time
+
+    path = tmp_path / "hangs.dill"
+    path.write_bytes(dumps_by_value(SpawnsAndHangs()))
+
+    started = time.monotonic()
+    report = loadcheck.check_file(path, "hangs", "1.0", [{}], timeout=3)
+
+    assert not report.loaded
+    assert report.error == "hangs 1.0: did not finish loading and predicting within 3s (the child process was killed)"
+    assert time.monotonic() - started < 60  # bounded: the grandchild's open pipe does not keep us waiting
