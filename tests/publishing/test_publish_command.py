@@ -14,7 +14,6 @@ import pytest
 
 from modelplatform.artifacts import sha256_hex
 from modelplatform.publishing import PublishError, publish_file
-from modelplatform.settings import StoreLocation
 from modelplatform.store import S3ModelStore, VersionExists
 
 from support.models import Echo, Pricer
