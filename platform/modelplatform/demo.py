@@ -4,7 +4,7 @@ the production web command, with ready-to-paste ``curl`` calls.
 :func:`serve` starts, in order: Postgres (``pgserver``, data under ``<data-dir>/pgdata``), moto's S3
 server on a free loopback port, publishes the committed example artifacts
 (``examples/models/<name>/<version>.dill``) to it, runs the Alembic migrations and starts the
-Procfile ``web:`` command (gunicorn). Ctrl-C (SIGINT) or SIGTERM stops them in reverse order and
+Procfile ``web:`` command (gunicorn). Ctrl-C (SIGINT), SIGTERM or SIGHUP stops them in reverse order and
 returns 0. Re-running reuses the data dir. :func:`show_rows` prints the latest audit rows of a
 running demo, for a look at the ``inferences`` table without ``psql``.
 
@@ -51,8 +51,11 @@ class DemoError(Exception):
     """The demo cannot start; the message says why and what to do."""
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 class Stopped(BaseException):
-    """SIGINT or SIGTERM arrived: unwind and stop everything started so far.
+    """SIGINT, SIGTERM or SIGHUP arrived: unwind and stop everything started so far.
 
     A ``BaseException`` so that no ``except Exception`` on the way swallows it.
     """
@@ -286,13 +289,14 @@ def banner(base_url: str, calls: list[Call], data_dir: Path, database_url: str, 
 
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Turn SIGINT/SIGTERM into :class:`Stopped`; ignore further ones while shutting down."""
+    """Turn SIGINT/SIGTERM/SIGHUP (terminal closed) into :class:`Stopped`; ignore further ones while
+    shutting down, so a second Ctrl-C cannot cut the cleanup short."""
     def handler(signum: int, frame: FrameType | None) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for stop_signal in STOP_SIGNALS:
+            signal.signal(stop_signal, signal.SIG_IGN)
         raise Stopped(signal.Signals(signum).name)
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
     try:
         yield
     finally:
@@ -300,8 +304,22 @@ def stop_on_signals() -> Iterator[None]:
             signal.signal(signum, old)
 
 
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold stop signals back while something is started *and* registered for cleanup, so a Ctrl-C
+    cannot land in between and leave it running; a pending signal is delivered on exit.
+
+    Processes spawned inside inherit the blocked mask: only for Postgres, which sets its own mask.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
 def serve(options: DemoOptions) -> int:
-    """Run the demo until SIGINT/SIGTERM. Returns 0 on a requested stop; raises :class:`DemoError`."""
+    """Run the demo until SIGINT/SIGTERM/SIGHUP. Returns 0 on a requested stop; raises :class:`DemoError`."""
     from modelplatform import db
 
     for name in QUIET_LOGGERS:
@@ -321,9 +339,11 @@ def serve(options: DemoOptions) -> int:
     with stop_on_signals(), ExitStack() as stack:
         try:
             out(f"starting Postgres (data in {data_dir / 'pgdata'})")
-            database_url = stack.enter_context(postgres(data_dir / "pgdata"))
+            with signals_deferred():
+                database_url = stack.enter_context(postgres(data_dir / "pgdata"))
             out("starting a local S3 endpoint (moto)")
-            endpoint = stack.enter_context(local_s3())
+            with signals_deferred():
+                endpoint = stack.enter_context(local_s3())
             aws_env = {"AWS_ENDPOINT_URL": endpoint, **DUMMY_AWS}
             location = StoreLocation(bucket=DEMO_BUCKET, prefix=DEMO_PREFIX)
             store = S3ModelStore(location, client=s3_client(aws_env))
@@ -333,11 +353,13 @@ def serve(options: DemoOptions) -> int:
             out("applying database migrations")
             db.upgrade(database_url)
 
-            env = {**{k: v for k, v in os.environ.items() if k != "AWS_PROFILE"}, **aws_env, "HOST": options.host, "PORT": str(options.port),
-                   "DATABASE_URL": database_url, "MODEL_STORE_URL": str(location),
-                   "MODELS_CONFIG": str(config_path)}
+            env = {**{k: v for k, v in os.environ.items() if k != "AWS_PROFILE"}, **aws_env,
+                   "HOST": options.host, "PORT": str(options.port), "DATABASE_URL": database_url,
+                   "MODEL_STORE_URL": str(location), "MODELS_CONFIG": str(config_path)}
             out(f"starting the web server: {shlex.join(command)}")
-            # its own session: a terminal's Ctrl-C reaches only us, and we stop it before Postgres
+            # its own session: a terminal's Ctrl-C reaches only us, and we stop it before Postgres.
+            # Not started under signals_deferred(): a child inherits the blocked mask and gunicorn
+            # would never see our SIGTERM.
             server = subprocess.Popen(command, cwd=root, env=env, start_new_session=True)
             stack.callback(stop_process, server)
             wait_ready(base_url, server)

@@ -201,3 +201,14 @@ def test_demo_rows_without_a_running_demo_says_how_to_start_one(tmp_path: Path, 
 
     assert main(["demo", "rows", "--data-dir", str(tmp_path)]) == 2
     assert "no running demo uses" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["demo", "--port", "70000"], ["demo", "--port", "http"],
+                                  ["demo", "rows", "--limit", "0"], ["demo", "restart"]])
+def test_demo_arguments_are_validated_by_the_parser(argv: list[str], capsys) -> None:
+    from modelplatform.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "modelplatform demo: error: argument" in capsys.readouterr().err
