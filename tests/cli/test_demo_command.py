@@ -9,12 +9,15 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -26,6 +29,16 @@ START_TIMEOUT_S = 150
 CALL_TIMEOUT_S = 20
 STOP_TIMEOUT_S = 60
 CALL_RE = re.compile(r"^# (\d{3}) · (.+)\n(curl .+)$", re.MULTILINE)
+
+
+@pytest.fixture
+def demo_dir() -> Iterator[Path]:
+    """A data dir outside pytest's ``tmp_path``: as root, pgserver runs Postgres as a ``pgserver`` user
+    and opens the dir's parents to it, and every pytest session starting meanwhile on this machine
+    resets ``/tmp/pytest-of-root`` to 0700, which made Postgres fail to start ("Permission denied")."""
+    path = Path(tempfile.mkdtemp(prefix="modelplatform-demo-"))
+    yield path / "data"
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def free_port() -> int:
@@ -126,8 +139,8 @@ def gone(procs: list[psutil.Process]) -> list[psutil.Process]:
 
 
 @pytest.mark.slow
-def test_demo_serves_its_printed_calls_and_stops_everything_on_ctrl_c_and_sigterm(tmp_path: Path) -> None:
-    port, data_dir = free_port(), tmp_path / "demo-data"
+def test_demo_serves_its_printed_calls_and_stops_everything_on_ctrl_c_and_sigterm(demo_dir: Path) -> None:
+    port, data_dir = free_port(), demo_dir
     demo = Demo(port, data_dir)
     try:
         output = demo.wait_ready()
