@@ -100,7 +100,10 @@ def postgres(pgdata: Path) -> Iterator[str]:
     import pgserver
 
     pgdata.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    try:
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    except subprocess.SubprocessError as exc:  # initdb/pg_ctl failed or timed out; pgserver logged why
+        raise DemoError(f"Postgres did not start in {pgdata} ({exc}); its log is {pgdata / 'log'}") from None
     try:
         yield server.get_uri()
     finally:

@@ -5,6 +5,7 @@ bounded.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -28,6 +29,7 @@ BANNER_END = "Ctrl-C stops the server, S3 and Postgres."
 START_TIMEOUT_S = 150
 CALL_TIMEOUT_S = 20
 STOP_TIMEOUT_S = 60
+CONFIG = json.loads((ROOT / "config" / "models.json").read_text())
 CALL_RE = re.compile(r"^# (\d{3}) · (.+)\n(curl .+)$", re.MULTILINE)
 
 
@@ -104,12 +106,18 @@ class Demo:
             pytest.fail(f"the demo did not stop within {STOP_TIMEOUT_S}s:\n{self.output}")
 
     def kill(self) -> None:
-        """Last resort for a failed test: leave nothing running."""
+        """Last resort for a failed test: leave nothing running, Postgres (its own session) included."""
         if self.process.poll() is None:
             for proc in psutil.Process(self.process.pid).children(recursive=True):
                 proc.kill()
             self.process.kill()
             self.process.wait(10)
+        pid_file = self.data_dir / "pgdata" / "postmaster.pid"
+        if pid_file.exists():
+            with contextlib.suppress(psutil.Error, ValueError, IndexError):
+                postmaster = psutil.Process(int(pid_file.read_text().split()[0]))
+                if postmaster.name() == "postgres":  # a stale file may name a reused pid
+                    postmaster.send_signal(signal.SIGINT)  # Postgres' fast shutdown
 
 
 def run_call(command: str) -> tuple[int, dict]:
@@ -158,6 +166,10 @@ def test_demo_serves_its_printed_calls_and_stops_everything_on_ctrl_c_and_sigter
                     assert doc["code"] == "unknown_vehicle"
             elif "predict" in command:
                 assert doc["output"]["currency"] == "EUR" and doc["version"] in {"2.0.3", "2.1.0", "2.1.1"}
+            elif command.endswith("/models"):
+                assert [m["name"] for m in doc["models"]] == ["auto_pricing"]
+            else:
+                assert doc["sha256"] == CONFIG["auto_pricing"]["sha256"][doc["version"]]
         assert kinds == {"invalid-input", "rejected"}
 
         rows = subprocess.run(shlex.split(rows_command(output)), cwd=ROOT, capture_output=True, text=True,
