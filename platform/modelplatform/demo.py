@@ -25,7 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -211,15 +211,18 @@ def wait_ready(base_url: str, process: subprocess.Popen, timeout: float = READY_
     raise DemoError(f"the web server was not ready after {timeout:.0f}s; its log is above")
 
 
-def stop_process(process: subprocess.Popen, timeout: float = STOP_TIMEOUT_S) -> None:
-    """SIGTERM (gunicorn's graceful stop), then SIGKILL after ``timeout`` seconds."""
-    if process.poll() is not None:
-        return
-    process.terminate()
+def stop_process_group(process: subprocess.Popen, timeout: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM to the process group ``process`` leads (gunicorn's graceful stop; it also reaches workers
+    whose master died), then SIGKILL after ``timeout`` seconds."""
+    def signal_group(signum: int) -> None:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signum)
+
+    signal_group(signal.SIGTERM)
     try:
         process.wait(timeout)
     except subprocess.TimeoutExpired:
-        process.kill()
+        signal_group(signal.SIGKILL)
         process.wait(timeout)
 
 
@@ -290,13 +293,17 @@ def banner(base_url: str, calls: list[Call], data_dir: Path, database_url: str, 
 
 # --- the command ----------------------------------------------------------------------------------
 
+def ignore_stop_signals() -> None:
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, signal.SIG_IGN)
+
+
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
     """Turn SIGINT/SIGTERM/SIGHUP (terminal closed) into :class:`Stopped`; ignore further ones while
     shutting down, so a second Ctrl-C cannot cut the cleanup short."""
     def handler(signum: int, frame: FrameType | None) -> None:
-        for stop_signal in STOP_SIGNALS:
-            signal.signal(stop_signal, signal.SIG_IGN)
+        ignore_stop_signals()
         raise Stopped(signal.Signals(signum).name)
 
     previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
@@ -360,11 +367,12 @@ def serve(options: DemoOptions) -> int:
                    "HOST": options.host, "PORT": str(options.port), "DATABASE_URL": database_url,
                    "MODEL_STORE_URL": str(location), "MODELS_CONFIG": str(config_path)}
             out(f"starting the web server: {shlex.join(command)}")
-            # its own session: a terminal's Ctrl-C reaches only us, and we stop it before Postgres.
+            # its own session and process group: a terminal's Ctrl-C reaches only us, we stop it before
+            # Postgres, and the group's signal reaches every worker.
             # Not started under signals_deferred(): a child inherits the blocked mask and gunicorn
             # would never see our SIGTERM.
             server = subprocess.Popen(command, cwd=root, env=env, start_new_session=True)
-            stack.callback(stop_process, server)
+            stack.callback(stop_process_group, server)
             wait_ready(base_url, server)
 
             state = data_dir / STATE_FILE
@@ -376,6 +384,9 @@ def serve(options: DemoOptions) -> int:
             raise DemoError(f"the web server exited unexpectedly with code {code}; its log is above")
         except Stopped as stop:
             out(f"\n{stop.args[0]} received: stopping the web server, S3 and Postgres")
+        except BaseException:
+            ignore_stop_signals()  # from here the stack unwinds: a Ctrl-C must not cut the cleanup short
+            raise
     out("demo stopped")
     return 0
 

@@ -134,15 +134,9 @@ def rows_command(output: str) -> str:
     return lines[lines.index("# the latest rows of the inferences audit table (no psql needed)") + 1]
 
 
-def gone(procs: list[psutil.Process]) -> list[psutil.Process]:
-    """The processes still alive (zombies count as gone)."""
-    alive = []
-    for proc in procs:
-        try:
-            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
-                alive.append(proc)
-        except psutil.NoSuchProcess:
-            pass
+def gone(procs: list[psutil.Process], timeout: float = 10) -> list[psutil.Process]:
+    """The processes still alive after ``timeout`` seconds."""
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
     return alive
 
 
@@ -204,6 +198,22 @@ def test_demo_serves_its_printed_calls_and_stops_everything_on_ctrl_c_and_sigter
         again.kill()
     assert not port_open(port)
     assert gone(started) == []
+
+
+@pytest.mark.slow
+def test_demo_whose_web_server_dies_stops_the_rest_and_says_so(demo_dir: Path) -> None:
+    demo = Demo(free_port(), demo_dir)
+    try:
+        demo.wait_ready()
+        started = demo.processes()
+        gunicorn = next(p for p in started if p.ppid() == demo.process.pid)
+        gunicorn.kill()
+        code = demo.process.wait(STOP_TIMEOUT_S)
+    finally:
+        demo.kill()
+    assert code == 2
+    assert "modelplatform demo: the web server exited unexpectedly with code -9" in demo.output
+    assert gone(started) == []  # its workers, and Postgres, stopped with it
 
 
 def test_demo_refuses_a_taken_port_before_starting_anything(tmp_path: Path) -> None:
