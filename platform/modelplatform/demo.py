@@ -268,7 +268,8 @@ def rows_command(data_dir: Path) -> str:
     if shutil.which("modelplatform") == str(script):
         argv = ["modelplatform"]
     elif script.exists():
-        argv = [os.path.relpath(script) if not os.path.relpath(script).startswith("..") else str(script)]
+        relative = os.path.relpath(script)  # .venv/bin/modelplatform from the checkout
+        argv = [str(script) if relative.startswith("..") else relative]
     else:
         argv = [sys.executable, "-m", "modelplatform.cli"]
     return shlex.join([*argv, "demo", "rows", "--data-dir", str(data_dir)])
