@@ -34,7 +34,7 @@ from typing import Any
 from modelplatform import artifacts
 from modelplatform.config import ConfigError, ModelsConfig, load_config
 from modelplatform.settings import DEFAULT_CONFIG_PATH, StoreLocation
-from modelplatform.store import ArtifactError, S3ModelStore
+from modelplatform.store import S3ModelStore, VersionExists
 
 DEMO_BUCKET = "modelplatform-demo"
 DEMO_PREFIX = "models"
@@ -148,17 +148,14 @@ def publish(store: S3ModelStore, model: str, version: str, data: bytes) -> str:
     Published versions are immutable: different bytes under an existing key raise :class:`DemoError`.
     Returns ``"published"`` or ``"already published"``.
     """
-    key = store.location.key(model, version)
+    sha256 = artifacts.sha256_hex(data)
     try:
-        existing = store.fetch(model, version)
-    except ArtifactError:  # not there yet, the usual case
-        existing = None
-    if existing is not None:
-        if artifacts.sha256_hex(existing) != artifacts.sha256_hex(data):
+        store.publish(model, version, data, sha256)  # the same conditional write as `modelplatform publish`
+    except VersionExists:
+        if artifacts.sha256_hex(store.fetch(model, version)) != sha256:
             raise DemoError(f"{store.url(model, version)} already holds different bytes; published versions "
-                            f"are immutable (remove the demo data dir to start afresh)")
+                            f"are immutable (remove the demo data dir to start afresh)") from None
         return "already published"
-    store.client.put_object(Bucket=store.location.bucket, Key=key, Body=data)
     return "published"
 
 
