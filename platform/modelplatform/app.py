@@ -6,11 +6,13 @@ each worker owns its models and its database connections. Nothing here runs at i
 from __future__ import annotations
 
 import logging
+import os
 
 from flask import Flask
 
 from modelplatform.audit import AuditLog
 from modelplatform.audit.postgres import PostgresAuditLog
+from modelplatform.auth import ApiKeys
 from modelplatform.config import load_config
 from modelplatform.dataplane import DataPlane
 from modelplatform.http import context, health, models, problems
@@ -30,6 +32,7 @@ def create_app(settings: Settings | None = None, *, store: S3ModelStore | None =
     for a broken config) naming every problem, so a bad deploy never starts serving.
     """
     settings = settings if settings is not None else Settings.from_env()
+    api_keys = ApiKeys.from_env(os.environ)
     store = store if store is not None else S3ModelStore(settings.store)
     audit = audit if audit is not None else PostgresAuditLog(settings.database_url)
 
@@ -44,6 +47,9 @@ def create_app(settings: Settings | None = None, *, store: S3ModelStore | None =
     app.extensions["modelplatform.dataplane"] = DataPlane(registry, audit)
 
     context.register(app, settings.max_body_bytes)
+    if api_keys is not None:
+        context.require_api_keys(app, api_keys)
+    log.info("API keys: %s", f"{len(api_keys)} key(s) required on model endpoints" if api_keys else "off (open)")
     problems.register(app)
     app.register_blueprint(models.bp)
     app.register_blueprint(health.bp)
