@@ -15,7 +15,7 @@ from modelplatform.audit.postgres import PostgresAuditLog
 from modelplatform.auth import ApiKeys
 from modelplatform.config import load_config
 from modelplatform.dataplane import DataPlane
-from modelplatform.http import context, health, models, problems
+from modelplatform.http import context, docs, health, models, openapi, problems
 from modelplatform.registry import load_registry
 from modelplatform.settings import Settings
 from modelplatform.store import S3ModelStore
@@ -53,4 +53,6 @@ def create_app(settings: Settings | None = None, *, store: S3ModelStore | None =
     problems.register(app)
     app.register_blueprint(models.bp)
     app.register_blueprint(health.bp)
+    openapi.register(app, registry, secured=api_keys is not None)
+    app.register_blueprint(docs.bp)
     return app
