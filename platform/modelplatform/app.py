@@ -15,7 +15,8 @@ from modelplatform.audit.postgres import PostgresAuditLog
 from modelplatform.auth import ApiKeys
 from modelplatform.config import load_config
 from modelplatform.dataplane import DataPlane
-from modelplatform.http import context, docs, health, models, openapi, problems
+from modelplatform.http import context, docs, health, models, observe, openapi, problems
+from modelplatform.metrics import MeteredAuditLog, Metrics
 from modelplatform.registry import load_registry
 from modelplatform.settings import Settings
 from modelplatform.store import S3ModelStore
@@ -41,12 +42,16 @@ def create_app(settings: Settings | None = None, *, store: S3ModelStore | None =
     log.info("serving %d model(s), %d version(s) from %s, config %s revision %s",
              len(registry), registry.count_versions(), store.location, settings.config_path, config.revision)
 
+    metrics = Metrics()
+    metrics.loaded(registry)
+
     app = Flask("modelplatform")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["modelplatform.settings"] = settings
-    app.extensions["modelplatform.dataplane"] = DataPlane(registry, audit)
+    app.extensions["modelplatform.dataplane"] = DataPlane(registry, MeteredAuditLog(audit, metrics))
 
     context.register(app, settings.max_body_bytes)
+    observe.register(app, metrics)  # before auth, so refused requests are logged and counted too
     if api_keys is not None:
         context.require_api_keys(app, api_keys)
     log.info("API keys: %s", f"{len(api_keys)} key(s) required on model endpoints" if api_keys else "off (open)")
