@@ -23,7 +23,7 @@ _request_fields: ContextVar[dict[str, Any] | None] = ContextVar("modelplatform_r
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"ts", "level", "logger", "message", ...extra fields, "exc"}`` on one line.
+    """``{"ts", "level", "logger", "message", "pid", ...extra fields, "exc"}`` on one line.
 
     Control characters in any value are escaped by the JSON encoder, so a hostile string can never
     forge a second log line.
@@ -35,6 +35,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,  # which gunicorn worker (or the master) wrote it
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
