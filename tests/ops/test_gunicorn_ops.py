@@ -82,7 +82,8 @@ def test_chunked_body_over_the_limit_is_413_under_gunicorn(platform: Platform, g
 
 
 class Load:
-    """Threads sending unpinned predicts on fresh connections, recording every outcome."""
+    """Threads sending unpinned predicts, recording every outcome: half on keep-alive connections (which
+    the old workers close while shutting down), half on a fresh connection per request."""
 
     def __init__(self, url: str, threads: int = 4) -> None:
         self.url = url + "/models/auto_pricing/predict"
@@ -90,13 +91,15 @@ class Load:
         self.results: list[tuple[float, int, str]] = []  # (time, status, version or error)
         self.latencies: list[float] = []
         self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        self.threads = [threading.Thread(target=self._run, args=(n % 2 == 0,), daemon=True) for n in range(threads)]
 
-    def _run(self) -> None:
+    def _run(self, keep_alive: bool) -> None:
+        session = requests.Session()
+        headers = {} if keep_alive else {"Connection": "close"}
         while not self.stop.is_set():
             started = time.monotonic()
             try:
-                r = requests.post(self.url, json=QUOTE, headers={"Connection": "close"}, timeout=30)
+                r = session.post(self.url, json=QUOTE, headers=headers, timeout=30)
                 outcome = (time.monotonic(), r.status_code, r.headers.get("X-Model-Version", r.text[:200]))
             except requests.RequestException as exc:
                 outcome = (time.monotonic(), 0, repr(exc))
