@@ -22,12 +22,6 @@ preload_app = False
 # fight over it, and nothing here uses it
 control_socket_disable = True
 
-# Metrics from every worker are summed through files in this directory. It must be in the environment
-# before any worker imports prometheus-client (which picks its storage at import), and the master
-# never imports it.
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="modelplatform-metrics-")
-
 # one JSON object per line on stderr, for the app and gunicorn alike; the app writes its own
 # per-request line, so gunicorn's access log is off
 accesslog = None
@@ -47,7 +41,11 @@ logconfig_dict = {
 def on_starting(server) -> None:
     from modelplatform import reload
 
-    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    # Metrics from every worker are summed through files in this directory. It must be in the
+    # environment before any worker imports prometheus-client (which picks its storage at import);
+    # the master imports it only in child_exit, after this.
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="modelplatform-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
     # values left by a previous run would be summed with this one's
     for name in os.listdir(directory):
         if name.endswith(".db"):
