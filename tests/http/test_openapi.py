@@ -130,3 +130,26 @@ def test_with_api_keys_the_document_declares_bearer_auth_and_401s(documented: Pl
     predict = spec["paths"]["/models/auto_pricing/predict"]["post"]
     assert predict["security"] == [{"apiKey": []}] and "401" in predict["responses"]
     assert spec["paths"]["/healthz"]["get"]["security"] == []
+
+
+def test_unpinned_operation_under_an_ab_test_accepts_every_weighted_versions_schema(documented: Platform) -> None:
+    documented.config["auto_pricing"]["ab_test"] = {"name": "rollout", "weights": {"1.0.0": 50, "1.1.0": 50}}
+    spec = spec_of(documented.app().test_client())
+    validate(spec)
+    schema = body_schema(spec, "/models/auto_pricing/predict")["schema"]
+    assert sorted(resolve(spec, s["$ref"])["required"] for s in schema["anyOf"]) == sorted(
+        [load("schema_quote_v1.json")["required"], load("schema_quote_v2.json")["required"]])
+
+
+def test_docs_page_and_its_assets_come_from_this_server_only(documented: Platform) -> None:
+    client = documented.app().test_client()
+    page = client.get("/docs")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    html = page.get_data(as_text=True)
+    assert "http://" not in html and "https://" not in html and "//" not in html.replace("<!--", "")
+    for asset in ("docs/static/docs.js", "docs/static/docs.css"):
+        assert asset in html
+        response = client.get("/" + asset)
+        assert response.status_code == 200
+        assert "http" not in response.get_data(as_text=True).replace("HTTP ", "")
