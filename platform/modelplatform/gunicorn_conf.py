@@ -11,7 +11,8 @@ import tempfile
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # threads let one worker overlap requests waiting on Postgres, which the audit writer batches
-worker_class = "gthread"
+# gthread, with gunicorn's own error pages as problem+json (see modelplatform.gunicorn_worker)
+worker_class = "modelplatform.gunicorn_worker.ThreadWorker"
 threads = int(os.environ.get("WEB_THREADS", "8"))
 timeout = int(os.environ.get("WEB_TIMEOUT", "30"))
 graceful_timeout = 30

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import threading
 import time
 from collections import Counter
@@ -79,6 +80,30 @@ def test_chunked_body_over_the_limit_is_413_under_gunicorn(platform: Platform, g
     small = requests.post(server.url + "/models/auto_pricing/predict", data=iter([json.dumps(QUOTE).encode()]),
                           headers={"Content-Type": "application/json"}, timeout=30)
     assert small.status_code == 200
+
+
+def test_requests_gunicorn_refuses_itself_get_problem_json_too(platform: Platform, gunicorn) -> None:
+    platform.add("auto_pricing", {"1.0.0": Pricer("300.00", "v1")}, schemas={"1.0.X": schema()})
+    server = gunicorn(platform, workers=1)
+
+    for headers, status in (({"X-Request-ID": "r" * 10_000}, 431), ({"X-Routing-Key": "k" * 10_000}, 431)):
+        response = requests.post(server.url + "/models/auto_pricing/predict", json=QUOTE, headers=headers, timeout=10)
+        assert response.status_code == status
+        assert response.headers["Content-Type"] == "application/problem+json"
+        assert response.json()["status"] == status
+    long_url = requests.get(server.url + "/models/" + "m" * 10_000, timeout=10)
+    assert long_url.status_code == 414 and long_url.json()["status"] == 414
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        raw.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        answer = b""
+        while chunk := raw.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"application/problem+json" in head
+    assert json.loads(body)["status"] == 400
+    # and the service is unharmed
+    assert requests.post(server.url + "/models/auto_pricing/predict", json=QUOTE, timeout=10).status_code == 200
 
 
 class Load:
