@@ -1,15 +1,14 @@
 """inferences.api_key_id: which API key called (its id, never the key)
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-22
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-# the lead rechains this after "0002" (A/B views) when merging
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

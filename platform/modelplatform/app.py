@@ -18,7 +18,9 @@ from modelplatform.dataplane import DataPlane
 from modelplatform.http import context, docs, health, models, observe, openapi, problems
 from modelplatform.metrics import MeteredAuditLog, Metrics
 from modelplatform.registry import load_registry
+from modelplatform.routing import ABRouter
 from modelplatform.settings import Settings
+from modelplatform.shadow import ShadowDispatcher
 from modelplatform.store import S3ModelStore
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,10 @@ def create_app(settings: Settings | None = None, *, store: S3ModelStore | None =
     app = Flask("modelplatform")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["modelplatform.settings"] = settings
-    app.extensions["modelplatform.dataplane"] = DataPlane(registry, MeteredAuditLog(audit, metrics))
+    plane = DataPlane(registry, MeteredAuditLog(audit, metrics), ABRouter.from_registry(registry))
+    if any(model.spec.shadow for model in registry):
+        plane.shadows = ShadowDispatcher(plane.run_shadow)  # its threads start on first use, after the fork
+    app.extensions["modelplatform.dataplane"] = plane
 
     context.register(app, settings.max_body_bytes)
     observe.register(app, metrics)  # before auth, so refused requests are logged and counted too

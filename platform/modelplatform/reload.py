@@ -5,12 +5,13 @@ the listening socket never closes, so no request is refused. Without preload, a 
 cannot boot (broken config, missing or tampered artifact) would make the arbiter halt, taking the
 service down. So workers never read the operator's file directly: the master keeps a *snapshot* of
 the last config that was checked, and points ``MODELS_CONFIG`` (inherited by every worker it forks)
-at it. On HUP the master checks the operator's file in a child process (config rules, every artifact
-fetched, its sha256 verified and unpickled, exactly what a worker does) and only then moves
+at it. On HUP the master checks the operator's file in a child process (everything ``modelplatform
+check-config`` checks: config rules, every artifact fetched, its sha256 verified, loaded, its examples
+run; a superset of what a worker does at boot) and only then moves
 ``MODELS_CONFIG`` to the new snapshot; a broken config is refused with every problem logged, and new
 workers keep booting from the last good one.
 
-``python -m modelplatform.reload PATH`` is that check (exit 0, or 1 with the problems on stdout).
+``python -m modelplatform.reload PATH`` is that check (exit 0, or 1 with the problems on stdout, one a line).
 """
 from __future__ import annotations
 
@@ -111,9 +112,9 @@ def on_reload() -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from modelplatform.config import load_config
-    from modelplatform.errors import StartupError
-    from modelplatform.registry import load_registry
+    """Print every problem ``modelplatform check-config`` finds (config, store, model load, examples)."""
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    from modelplatform.checks import check_config
     from modelplatform.settings import StoreLocation
     from modelplatform.store import S3ModelStore
 
@@ -122,17 +123,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m modelplatform.reload CONFIG_PATH", file=sys.stderr)
         return 2
     try:
-        store_url = os.environ.get("MODEL_STORE_URL", "")
-        try:
-            location = StoreLocation.parse(store_url)
-        except ValueError as exc:
-            raise StartupError([str(exc)]) from None
-        load_registry(load_config(args[0]), S3ModelStore(location))
-    except StartupError as exc:
-        for problem in exc.problems:
-            print(problem)
+        store = S3ModelStore(StoreLocation.parse(os.environ.get("MODEL_STORE_URL", "")))
+    except ValueError as exc:
+        print(exc)
         return 1
-    return 0
+    problems = check_config(args[0], store)
+    for problem in problems:
+        print(f"[{problem.check}] {problem}")
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def test_0003_adds_and_drops_api_key_id(engine: sa.Engine) -> None:
     try:
         db.upgrade(url_text, "0003")
         assert "api_key_id" in columns(url_text)
-        db.downgrade(url_text, "0001")
+        db.downgrade(url_text, "0002")
         assert "api_key_id" not in columns(url_text) and "request_id" in columns(url_text)
         db.upgrade(url_text, "0003")
         assert "api_key_id" in columns(url_text)
