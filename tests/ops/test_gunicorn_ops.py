@@ -39,15 +39,31 @@ def test_metrics_add_up_across_workers_and_logs_are_json(platform: Platform, gun
     platform.add("auto_pricing", {"1.0.0": Pricer("300.00", "v1")}, schemas={"1.0.X": schema()})
     server = gunicorn(platform, workers=2)
 
-    sent = 40
-    for i in range(sent):  # a new connection each time, so both workers take some
-        response = requests.post(server.url + "/models/auto_pricing/predict", json=QUOTE,
-                                 headers={"X-Request-ID": f"load-{i}", "Connection": "close"}, timeout=10)
-        assert response.status_code == 200
+    # both workers up before the load, so the kernel can hand connections to either
+    server.wait_for_count(lambda l: l["message"].startswith("serving 1 model(s)"), 2)
 
-    lines = server.wait_for_log(lambda l: l.get("request_id") == f"load-{sent - 1}") and server.json_lines()
-    served_by = {l["pid"] for l in lines if str(l.get("request_id", "")).startswith("load-")}
+    statuses: list[int] = []
+
+    def burst(first: int) -> None:
+        for i in range(first, first + 25):  # a new connection each time
+            response = requests.post(server.url + "/models/auto_pricing/predict", json=QUOTE,
+                                     headers={"X-Request-ID": f"load-{i}", "Connection": "close"}, timeout=10)
+            statuses.append(response.status_code)
+
+    sent = 0
+    served_by: set[int] = set()
+    while len(served_by) < 2 and sent < 400:  # until both workers have served some (bounded)
+        threads = [threading.Thread(target=burst, args=(sent + 25 * n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        sent += 100
+        server.wait_for_log(lambda l: l.get("request_id") == f"load-{sent - 1}")
+        lines = server.json_lines()
+        served_by = {l["pid"] for l in lines if str(l.get("request_id", "")).startswith("load-")}
     assert len(served_by) == 2, "both workers should have served some requests"
+    assert statuses == [200] * sent
     # every scrape, whichever worker answers it, reports the sum over both workers
     assert [predictions_total(server.url) for _ in range(6)] == [sent] * 6
 
