@@ -37,6 +37,7 @@ class PredictRequest:
     version: str | None = None
     routing_key: str | None = None
     raw_input: bytes | None = None
+    api_key_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,7 @@ class DataPlane:
                 output_json=None if output_json is None else output_json.decode(),
                 error_json=None if error is None else encoding.dumps(error).decode(),
                 latency_ms=latency_ms, request_id=request.request_id, artifact_sha256=loaded.sha256,
+                api_key_id=request.api_key_id,
             ))
             return latency_ms
 

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,8 +56,10 @@ def gunicorn_web(env: dict[str, str], *, workers: int = 2, timeout: float = 60.0
     """Run the Procfile ``web`` command on a free loopback port; yields its base URL."""
     port = free_port()
     full_env = {**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
+    # a file, not a pipe: the server logs a line per request, and an undrained pipe would block it
+    output = tempfile.TemporaryFile()
     proc = subprocess.Popen(procfile_command("web"), cwd=ROOT, env=full_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(f"{base}/readyz", timeout, proc)
@@ -69,4 +72,4 @@ def gunicorn_web(env: dict[str, str], *, workers: int = 2, timeout: float = 60.0
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
-        proc.stdout.close()
+        output.close()
