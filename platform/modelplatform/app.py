@@ -6,16 +6,21 @@ each worker owns its models and its database connections. Nothing here runs at i
 from __future__ import annotations
 
 import logging
+import os
 
 from flask import Flask
 
 from modelplatform.audit import AuditLog
 from modelplatform.audit.group_commit import GroupCommitAuditLog
+from modelplatform.auth import ApiKeys
 from modelplatform.config import load_config
 from modelplatform.dataplane import DataPlane
-from modelplatform.http import context, health, models, problems
+from modelplatform.http import context, docs, health, models, observe, openapi, problems
+from modelplatform.metrics import MeteredAuditLog, Metrics
 from modelplatform.registry import load_registry
+from modelplatform.routing import ABRouter
 from modelplatform.settings import Settings
+from modelplatform.shadow import ShadowDispatcher
 from modelplatform.store import S3ModelStore
 
 log = logging.getLogger(__name__)
@@ -30,6 +35,7 @@ def create_app(settings: Settings | None = None, *, store: S3ModelStore | None =
     for a broken config) naming every problem, so a bad deploy never starts serving.
     """
     settings = settings if settings is not None else Settings.from_env()
+    api_keys = ApiKeys.from_env(os.environ)
     store = store if store is not None else S3ModelStore(settings.store)
     if audit is None:
         audit = GroupCommitAuditLog(settings.database_url, spool_dir=settings.audit_spool_dir)
@@ -40,13 +46,25 @@ def create_app(settings: Settings | None = None, *, store: S3ModelStore | None =
     log.info("serving %d model(s), %d version(s) from %s, config %s revision %s",
              len(registry), registry.count_versions(), store.location, settings.config_path, config.revision)
 
+    metrics = Metrics()
+    metrics.loaded(registry)
+
     app = Flask("modelplatform")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["modelplatform.settings"] = settings
-    app.extensions["modelplatform.dataplane"] = DataPlane(registry, audit)
+    plane = DataPlane(registry, MeteredAuditLog(audit, metrics), ABRouter.from_registry(registry))
+    if any(model.spec.shadow for model in registry):
+        plane.shadows = ShadowDispatcher(plane.run_shadow)  # its threads start on first use, after the fork
+    app.extensions["modelplatform.dataplane"] = plane
 
     context.register(app, settings.max_body_bytes)
+    observe.register(app, metrics)  # before auth, so refused requests are logged and counted too
+    if api_keys is not None:
+        context.require_api_keys(app, api_keys)
+    log.info("API keys: %s", f"{len(api_keys)} key(s) required on model endpoints" if api_keys else "off (open)")
     problems.register(app)
     app.register_blueprint(models.bp)
     app.register_blueprint(health.bp)
+    openapi.register(app, registry, secured=api_keys is not None)
+    app.register_blueprint(docs.bp)
     return app

@@ -132,9 +132,7 @@ def parse_config(data: Any, *, source: str = "config", revision: str | None = No
     problems = structural_problems(data)
     if not isinstance(data, dict):
         raise ConfigError(problems, source)
-    broken = {p.model for p in problems}
-    if None in broken:
-        raise ConfigError(problems, source)
+    broken = {p.model for p in problems}  # semantics are checked only where the structure holds
     specs: dict[str, ModelSpec] = {}
     for name, body in data.items():
         if name == "$schema" or name in broken:
@@ -156,8 +154,11 @@ def structural_problems(data: Any) -> list[ConfigProblem]:
     for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
         path = list(error.absolute_path)
         model = str(path[0]) if path else None
-        if error.validator == "propertyNames" and not path:
+        if not path and "propertyNames" in error.schema_path:
             model = None
+            bad_name = error.instance if isinstance(error.instance, str) else None
+            error.message = (f"{bad_name!r} is not a valid model name: use lower-case letters, digits "
+                             "and underscores, starting with a letter") if bad_name else error.message
         pointer = "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path)
         problems.append(ConfigProblem(f"{pointer}: {error.message}", model=model))
     return problems

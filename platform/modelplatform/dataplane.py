@@ -19,6 +19,7 @@ from modelplatform.audit.records import Status
 from modelplatform.errors import InvalidInput, ModelFailed, ModelRejected, Rejected
 from modelplatform.registry import LoadedVersion, Registry
 from modelplatform.routing import DefaultRouter, Route, Router
+from modelplatform.shadow import ShadowCall, ShadowDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class PredictRequest:
     version: str | None = None
     routing_key: str | None = None
     raw_input: bytes | None = None
+    api_key_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,12 @@ class Prediction:
 class DataPlane:
     """Serves predictions from a :class:`Registry`, recording each through an :class:`AuditLog`."""
 
-    def __init__(self, registry: Registry, audit: AuditLog, router: Router | None = None) -> None:
+    def __init__(self, registry: Registry, audit: AuditLog, router: Router | None = None,
+                 shadows: ShadowDispatcher | None = None) -> None:
         self.registry = registry
         self.audit = audit
         self.router = router if router is not None else DefaultRouter()
+        self.shadows = shadows
 
     def route(self, request: PredictRequest) -> tuple[LoadedVersion, Route]:
         """Resolve the version. Raises :class:`UnknownModel`/:class:`UnknownVersion` (nothing is recorded)."""
@@ -82,10 +86,37 @@ class DataPlane:
         Raises :class:`UnknownModel`/:class:`UnknownVersion` (404, not recorded),
         :class:`InvalidInput`/:class:`Rejected` (422), :class:`ModelFailed` (500), and
         :class:`AuditUnavailable` (503) when the record cannot be stored.
+
+        An unpinned call whose outcome was recorded is then queued, without waiting, for each of the
+        model's ``shadow`` versions other than the one that served it (see :mod:`modelplatform.shadow`).
         """
         started = time.perf_counter()
         loaded, route = self.route(request)
-        return self.run(loaded, route, request, started)
+        if self.shadows is None or request.version is not None:
+            return self.run(loaded, route, request, started)
+        try:
+            prediction = self.run(loaded, route, request, started)
+        except (InvalidInput, Rejected, ModelFailed):
+            # the primary's outcome is recorded: shadows see the same traffic, invalid input included
+            # (a new version may accept what the live one refuses). AuditUnavailable sends no copy.
+            self._send_to_shadows(request, route)
+            raise
+        self._send_to_shadows(request, route)
+        return prediction
+
+    def run_shadow(self, call: ShadowCall) -> Prediction:
+        """Run one queued shadow call (the :class:`ShadowDispatcher`'s runner); raises as :meth:`run`."""
+        return self.run(call.loaded, call.route, call.request, time.perf_counter())
+
+    def _send_to_shadows(self, request: PredictRequest, primary: Route) -> None:
+        assert self.shadows is not None
+        model = self.registry.model(request.model)
+        # the queue's byte budget counts request bodies: what a queued copy mostly holds on to
+        size = len(request.raw_input) if request.raw_input is not None else len(self._input_json(request))
+        for version in model.spec.shadow:
+            if version != primary.version:
+                route = Route(version, "shadow", primary.experiment, primary.routing_key)
+                self.shadows.submit(ShadowCall(model.versions[version], route, request, size))
 
     def run(self, loaded: LoadedVersion, route: Route, request: PredictRequest, started: float) -> Prediction:
         """Validate, predict, encode and record on an already-routed version (also used for shadow calls)."""
@@ -102,6 +133,7 @@ class DataPlane:
                 output_json=None if output_json is None else output_json.decode(),
                 error_json=None if error is None else encoding.dumps(error).decode(),
                 latency_ms=latency_ms, request_id=request.request_id, artifact_sha256=loaded.sha256,
+                api_key_id=request.api_key_id,
             ))
             return latency_ms
 

@@ -31,6 +31,8 @@ class ProblemError(Exception):
     status: ClassVar[int] = 500
     slug: ClassVar[str] = "internal-error"
     title: ClassVar[str] = "Internal server error"
+    # response headers that belong to this problem (e.g. WWW-Authenticate on a 401)
+    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, detail: str, *, inference_id: str | None = None, **extra: Any) -> None:
         super().__init__(detail)
@@ -62,6 +64,13 @@ class MalformedJSON(ProblemError):
 
 class BadRequest(ProblemError):
     status, slug, title = 400, "bad-request", "Bad request"
+
+
+class Unauthorized(ProblemError):
+    """No, malformed or unknown API key (only when API keys are configured)."""
+
+    status, slug, title = 401, "unauthorized", "A valid API key is required"
+    headers = {"WWW-Authenticate": 'Bearer realm="modelplatform"'}
 
 
 class UnsupportedMediaType(ProblemError):

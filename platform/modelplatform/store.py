@@ -5,7 +5,8 @@ endpoint (MinIO, moto's server in the demo and tests).
 """
 from __future__ import annotations
 
-from typing import Any
+import base64
+from typing import IO, Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -21,7 +22,18 @@ class ArtifactError(Exception):
         super().__init__(f"{model} {version}: {reason}")
 
 
+class VersionExists(ArtifactError):
+    """A publish was refused because the version is already in the store (published versions never change)."""
+
+    def __init__(self, model: str, version: str, url: str) -> None:
+        super().__init__(model, version, f"{url} already exists; published versions are immutable, "
+                                         "publish under a new version number")
+
+
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+# 412: the key exists; 409: another conditional write to the same key is in flight (S3 lets one win)
+_EXISTS_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+SHA256_METADATA_KEY = "sha256"
 
 
 class S3ModelStore:
@@ -47,5 +59,42 @@ class S3ModelStore:
             if code == "NoSuchBucket":
                 raise ArtifactError(model, version, f"bucket {self.location.bucket!r} does not exist") from None
             raise ArtifactError(model, version, f"cannot read {self.url(model, version)}: {code} {exc}") from None
+        except BotoCoreError as exc:
+            raise ArtifactError(model, version, f"cannot reach the model store: {exc}") from None
+
+    def exists(self, model: str, version: str) -> bool:
+        """Whether ``model`` ``version`` is in the store. Raises :class:`ArtifactError` when unreachable."""
+        try:
+            self.client.head_object(Bucket=self.location.bucket, Key=self.location.key(model, version))
+            return True
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in _MISSING_CODES:  # a HEAD has no body: a missing bucket looks the same
+                return False
+            raise ArtifactError(model, version, f"cannot read {self.url(model, version)}: {code} {exc}") from None
+        except BotoCoreError as exc:
+            raise ArtifactError(model, version, f"cannot reach the model store: {exc}") from None
+
+    def publish(self, model: str, version: str, body: bytes | IO[bytes], sha256: str) -> None:
+        """Upload a new version, storing ``sha256`` as object metadata.
+
+        The write is conditional (``If-None-Match: *``): S3 refuses it when the key already exists,
+        so a published version is never overwritten, even by racing publishers. ``sha256`` is also sent
+        as the S3 checksum, so S3 refuses bytes that do not match it (moto's server does not check). Raises
+        :class:`VersionExists` when refused, :class:`ArtifactError` for any other failure.
+        """
+        key = self.location.key(model, version)
+        try:
+            self.client.put_object(Bucket=self.location.bucket, Key=key, Body=body, IfNoneMatch="*",
+                                   Metadata={SHA256_METADATA_KEY: sha256}, ContentType="application/octet-stream",
+                                   ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode())
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+            if code in _EXISTS_CODES or status in _EXISTS_CODES:
+                raise VersionExists(model, version, self.url(model, version)) from None
+            if code == "NoSuchBucket":
+                raise ArtifactError(model, version, f"bucket {self.location.bucket!r} does not exist") from None
+            raise ArtifactError(model, version, f"cannot write {self.url(model, version)}: {code} {exc}") from None
         except BotoCoreError as exc:
             raise ArtifactError(model, version, f"cannot reach the model store: {exc}") from None

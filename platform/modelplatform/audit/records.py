@@ -27,6 +27,7 @@ class InferenceRecord:
     latency_ms: float
     request_id: str
     artifact_sha256: str
+    api_key_id: str | None = None  # which API key called (its id, never the key); None when auth is off
 
     def as_params(self) -> dict[str, object]:
         return {
@@ -34,5 +35,5 @@ class InferenceRecord:
             "routed_by": self.routed_by, "experiment": self.experiment, "routing_key": self.routing_key,
             "status": self.status, "input": self.input_json, "output": self.output_json,
             "error": self.error_json, "latency_ms": self.latency_ms, "request_id": self.request_id,
-            "artifact_sha256": self.artifact_sha256,
+            "artifact_sha256": self.artifact_sha256, "api_key_id": self.api_key_id,
         }

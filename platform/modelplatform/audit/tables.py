@@ -23,6 +23,7 @@ inferences = sa.Table(
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("request_id", sa.Text, nullable=False),
     sa.Column("artifact_sha256", sa.Text, nullable=False),
+    sa.Column("api_key_id", sa.Text),
     sa.CheckConstraint("routed_by in ('pinned', 'default', 'ab_test', 'shadow')", name="inferences_routed_by"),
     sa.CheckConstraint("status in ('ok', 'invalid_input', 'rejected', 'error')", name="inferences_status"),
     sa.Index("inferences_created_at", "created_at"),

@@ -1,4 +1,4 @@
-"""Per-request context: the request id, echoed or generated, on every response."""
+"""Per-request context: the request id, echoed or generated, on every response, and the caller's API key id."""
 from __future__ import annotations
 
 import re
@@ -6,7 +6,11 @@ import uuid
 
 from flask import Flask, Response, g, request
 
+from modelplatform.auth import ApiKeys
+
 REQUEST_ID_HEADER = "X-Request-ID"
+# blueprints whose routes need an API key when keys are configured; health, metrics, openapi and docs stay open
+PROTECTED_BLUEPRINTS = frozenset({"models"})
 # echoed ids end up in logs and the audit table: bound them and keep them printable
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 
@@ -28,3 +32,11 @@ def register(app: Flask, max_body_bytes: int) -> None:
     def _echo_request_id(response: Response) -> Response:
         response.headers[REQUEST_ID_HEADER] = g.get("request_id") or request_id_from(None)
         return response
+
+
+def require_api_keys(app: Flask, keys: ApiKeys) -> None:
+    """Answer 401 on protected routes unless the request carries one of ``keys``; sets ``g.api_key_id``."""
+    @app.before_request
+    def _authenticate() -> None:
+        if request.blueprint in PROTECTED_BLUEPRINTS:
+            g.api_key_id = keys.identify(request.headers.get("Authorization"))

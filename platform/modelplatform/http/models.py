@@ -86,7 +86,7 @@ def _predict(name: str, version: str | None) -> Response:
     body, raw = payload.read_json(request, g.max_body_bytes)
     prediction = plane.predict(PredictRequest(
         model=name, version=version, payload=body, raw_input=raw,
-        request_id=g.request_id, routing_key=_routing_key(),
+        request_id=g.request_id, routing_key=_routing_key(), api_key_id=g.get("api_key_id"),
     ))
     response = Response(prediction.body(), status=200, mimetype="application/json")
     response.headers["X-Model-Version"] = prediction.version

@@ -38,7 +38,7 @@ def handle_error(exc: Exception) -> Response:
     if isinstance(exc, ProblemError):
         if exc.status >= 500:
             log.warning("problem %s: %s", exc.status, exc.detail, extra={"inference_id": exc.inference_id})
-        return problem_response(exc.to_problem())
+        return problem_response(exc.to_problem(), exc.headers)
     if isinstance(exc, HTTPException):
         return _from_http_exception(exc)
     log.exception("unhandled error")

@@ -1,0 +1,201 @@
+"""Everything ``modelplatform check-config`` checks, as data: a list of :class:`Problem`, empty when clean.
+
+Four kinds of check, each problem naming model, version and what to do:
+
+- ``config``: the config's structure and semantics (:mod:`modelplatform.config`);
+- ``store``: every active version's file exists and its bytes match the pinned sha256;
+- ``model``: every active version loads, in a child process since dill runs code
+  (:mod:`modelplatform.loadcheck`);
+- ``example``: every example validates against its version's schema, runs through ``predict`` without
+  error and, when ``output`` is given, matches it as the API would encode it.
+
+A model whose config entry is broken is still checked against the store and its examples when it can
+be parsed on its own, so one run lists every problem.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelplatform import artifacts, encoding, loadcheck, versions
+from modelplatform.config import ConfigError, ConfigProblem, Example, ModelSpec, load_config, parse_config
+from modelplatform.store import ArtifactError, S3ModelStore
+from modelplatform.validation import CompiledSchema
+
+CONFIG, STORE, MODEL, EXAMPLE = "config", "store", "model", "example"
+MAX_SHOWN_JSON_CHARS = 300
+MAX_PARALLEL_LOADS = 4
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem: ``check`` is ``config``/``store``/``model``/``example``; ``message`` says what to do."""
+
+    check: str
+    message: str
+    model: str | None = None
+    version: str | None = None
+
+    @classmethod
+    def from_config(cls, problem: ConfigProblem) -> "Problem":
+        return cls(CONFIG, problem.message, problem.model, problem.version)
+
+    def __str__(self) -> str:
+        return str(ConfigProblem(self.message, self.model, self.version))
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"check": self.check, "model": self.model, "version": self.version, "message": self.message}
+
+
+def check_config(path: str | Path, store: S3ModelStore | None = None, *,
+                 timeout: float = loadcheck.DEFAULT_TIMEOUT_SECONDS) -> list[Problem]:
+    """Every problem with the config at ``path``; with ``store``, also every store, model and example
+    problem of every active version. Without ``store``, examples are still checked against their schemas.
+    """
+    problems: list[Problem] = []
+    try:
+        specs = list(load_config(path))
+    except ConfigError as exc:
+        problems.extend(Problem.from_config(p) for p in exc.config_problems)
+        specs = list(parseable_models(path))
+
+    for spec in specs:
+        for version in spec.active_versions:
+            problems.extend(example_schema_problems(spec, version))
+    if store is not None:
+        wanted = [(spec, version) for spec in specs for version in spec.active_versions]
+        with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL_LOADS, len(wanted)))) as pool:
+            for found in pool.map(lambda item: _check_stored_version(store, *item, timeout=timeout), wanted):
+                problems.extend(found)
+    return problems
+
+
+def parseable_models(path: str | Path) -> Iterator[ModelSpec]:
+    """The models of a config with problems that are valid on their own (none if it is not a JSON object)."""
+    try:
+        data = json.loads(Path(path).read_bytes())
+    except (OSError, ValueError):
+        return
+    if not isinstance(data, dict):
+        return
+    for name, body in data.items():
+        if name == "$schema":
+            continue
+        try:
+            yield from parse_config({name: body}, source=str(path))
+        except ConfigError:
+            continue
+
+
+def _check_stored_version(store: S3ModelStore, spec: ModelSpec, version: str, *, timeout: float) -> list[Problem]:
+    try:
+        data = store.fetch(spec.name, version)
+    except ArtifactError as exc:
+        return [Problem(STORE, f"{exc.reason}; publish it with `modelplatform publish FILE --model {spec.name} "
+                               f"--version {version}` or remove the version from active_model_versions",
+                        spec.name, version)]
+    return check_artifact(spec, version, data, timeout=timeout)
+
+
+def check_artifact(spec: ModelSpec, version: str, data: bytes, *,
+                   timeout: float = loadcheck.DEFAULT_TIMEOUT_SECONDS) -> list[Problem]:
+    """Problems of one version's file bytes: sha256 against the config (when pinned), loading in a child
+    process, and running the schema-valid examples through ``predict``."""
+    expected = spec.sha256.get(version)
+    if expected is not None:
+        try:
+            artifacts.verify(spec.name, version, data, expected)
+        except artifacts.ArtifactRejected as exc:
+            message = str(exc).removeprefix(f"{spec.name} {version}: ")
+            return [Problem(STORE, f"{message}. A published file never changes: if the config is wrong, copy the "
+                                   "sha256 printed by `modelplatform publish`; otherwise publish a new version",
+                            spec.name, version)]
+    runnable = _sort_examples(spec, version)[1]
+    with tempfile.TemporaryDirectory(prefix="modelplatform-check-") as tmp:
+        file = Path(tmp) / f"{spec.name}-{version}.dill"
+        file.write_bytes(data)
+        report = loadcheck.check_file(file, spec.name, version, [ex.input for _, ex in runnable], timeout=timeout)
+    if not report.loaded:
+        message = report.error.removeprefix(f"{spec.name} {version}: ")
+        return [Problem(MODEL, f"{message}; publish a working file as a new version (see docs/models.md)",
+                        spec.name, version)]
+    problems = []
+    for (where, example), outcome in zip(runnable, report.outcomes, strict=True):
+        message = _outcome_problem(where, example, outcome)
+        if message:
+            problems.append(Problem(EXAMPLE, message, spec.name, version))
+    return problems
+
+
+def _examples(spec: ModelSpec, version: str) -> Iterator[tuple[str, Example]]:
+    """``(where, example)`` for the examples covering ``version``; ``where`` locates it in the config."""
+    for key in versions.resolve(version, spec.examples):
+        for index, example in enumerate(spec.examples[key]):
+            yield f"examples[{key!r}][{index}]", example
+
+
+def _schema(spec: ModelSpec, version: str) -> CompiledSchema | None:
+    keys = versions.resolve(version, spec.schemas)
+    return CompiledSchema(spec.schemas[keys[0]]) if len(keys) == 1 else None  # else a config problem already
+
+
+def _sort_examples(spec: ModelSpec, version: str) -> tuple[list[Problem], list[tuple[str, Example]]]:
+    """Split ``version``'s examples into problems (schema violations) and those that can run."""
+    schema = _schema(spec, version)
+    if schema is None:
+        return [], []
+    problems, runnable = [], []
+    for where, example in _examples(spec, version):
+        violations = schema.violations(example.input)
+        if not violations:
+            runnable.append((where, example))
+            continue
+        listed = "; ".join(f"{v.path or '/'}: {v.message}" for v in violations)
+        problems.append(Problem(EXAMPLE, f"{where} input does not match this version's schema ({listed}); "
+                                         "fix the example or the schema", spec.name, version))
+    return problems, runnable
+
+
+def example_schema_problems(spec: ModelSpec, version: str) -> list[Problem]:
+    """An example problem for each example of ``version`` its schema rejects, listing every violation."""
+    return _sort_examples(spec, version)[0]
+
+
+def _outcome_problem(where: str, example: Example, outcome: loadcheck.PredictOutcome) -> str | None:
+    if outcome.status == loadcheck.REJECTED:
+        return (f"{where}: predict rejected the input with {outcome.message}; examples must be inputs the "
+                "model accepts")
+    if outcome.status == loadcheck.UNENCODABLE:
+        return (f"{where}: predict returned an output that cannot be encoded as JSON ({outcome.message}); "
+                "return JSON-encodable values (see docs/models.md), then publish a new version")
+    if outcome.status != loadcheck.OK:
+        return f"{where}: predict raised {outcome.message}; fix the model and publish a new version, or fix the example"
+    if example.has_output:
+        got = encoding.loads(outcome.output_json)
+        if not same_json(got, example.output):
+            return (f"{where}: output differs: expected {_show(example.output)}, got {_show(got)}; "
+                    "update the example's output or fix the model")
+    return None
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """JSON equality: numbers by value (``1 == 1.0``), but ``true`` is not ``1``; object key order ignored."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= MAX_SHOWN_JSON_CHARS else text[:MAX_SHOWN_JSON_CHARS - 1] + "…"

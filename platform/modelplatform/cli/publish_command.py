@@ -1,0 +1,102 @@
+"""``modelplatform publish FILE --model NAME --version V``: upload a model file, never overwriting."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from modelplatform import loadcheck
+from modelplatform.settings import DEFAULT_CONFIG_PATH
+
+# below this size an upload is quick enough that a bar is noise
+PROGRESS_MIN_BYTES = 8 * 1024 * 1024
+
+
+@contextmanager
+def _progress(size: int) -> Iterator[Callable[[int], None] | None]:
+    """A tqdm bar fed with upload positions, only when stdout is a terminal and the file is large."""
+    if not sys.stdout.isatty() or size < PROGRESS_MIN_BYTES:
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, desc="uploading") as bar:
+        def on_position(position: int) -> None:
+            bar.update(position - bar.n)  # negative when botocore rewinds for a second pass
+        yield on_position
+
+
+def _publish(args: argparse.Namespace) -> int:
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # its credential/endpoint notes are noise here
+    from modelplatform.publishing import PublishError, publish_file
+    from modelplatform.settings import StoreLocation
+    from modelplatform.store import ArtifactError, S3ModelStore, VersionExists
+
+    store_url = args.store or os.environ.get("MODEL_STORE_URL", "").strip()
+    if not store_url:
+        print("modelplatform publish: no store; set MODEL_STORE_URL or pass --store s3://bucket/prefix",
+              file=sys.stderr)
+        return 2
+    try:
+        store = S3ModelStore(StoreLocation.parse(store_url))
+        size = os.path.getsize(args.file) if os.path.isfile(args.file) else 0
+        with _progress(size) as on_position:
+            published = publish_file(args.file, args.model, args.version, store,
+                                     load_check=not args.skip_load_check, load_timeout=args.load_timeout,
+                                     on_position=on_position)
+    except VersionExists as exc:
+        print(f"modelplatform publish: refused: {exc}", file=sys.stderr)
+        return 1
+    except (PublishError, ArtifactError, ValueError) as exc:
+        print(f"modelplatform publish: {exc}", file=sys.stderr)
+        return 1
+    print(f"published {published.url} ({published.size} bytes)")
+    print(f"sha256 {published.sha256}")
+    config_path = Path(args.config or os.environ.get("MODELS_CONFIG", "").strip() or DEFAULT_CONFIG_PATH)
+    existing = _model_entry(config_path, published.model)
+    if existing is None:
+        print(f"\n{published.model!r} is not in {config_path}: add this entry, with a JSON Schema for the version "
+              "under \"schemas\" (see docs/models.md), then open a pull request:\n")
+    else:
+        print(f"\nin the {published.model!r} entry of {config_path}:\n")
+        print(published.config_lines())
+        print("\nthe whole entry then reads (point default or an ab_test at the version to send it traffic), "
+              "then open a pull request:\n")
+    entry = published.config_entry(existing)
+    print(json.dumps({published.model: entry}, indent=2)[2:-2])
+    return 0
+
+
+def _model_entry(config_path: Path, model: str) -> dict[str, Any] | None:
+    """The model's current entry in the config, if the file is there and readable (publishing needs no config)."""
+    try:
+        entry = json.loads(config_path.read_bytes()).get(model)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    publish = commands.add_parser(
+        "publish", help="upload a model file to the store (a published version can never be overwritten)",
+        description="Upload a dill model file to <store>/<model>/<version>.dill with a conditional write, "
+                    "so an existing version is refused. The file is first loaded in a separate process "
+                    "to prove it deserializes and has predict. Prints the sha256 and the config lines.")
+    publish.add_argument("file", help="the dill file to publish")
+    publish.add_argument("--model", required=True, help="model name: ^[a-z][a-z0-9_]{0,63}$")
+    publish.add_argument("--version", required=True, help="dotted numbers, e.g. 2.1.1")
+    publish.add_argument("--store", help="s3://bucket/prefix (default: $MODEL_STORE_URL)")
+    publish.add_argument("--config", help="config to show the updated entry from "
+                                          f"(default: $MODELS_CONFIG or {DEFAULT_CONFIG_PATH}; optional)")
+    publish.add_argument("--skip-load-check", action="store_true",
+                         help="upload without loading the file first (e.g. this machine lacks a library "
+                              "the server has); check-config will still load it")
+    publish.add_argument("--load-timeout", type=float, default=loadcheck.DEFAULT_TIMEOUT_SECONDS,
+                         help="seconds allowed for the load check (default: %(default)s)")
+    publish.set_defaults(handler=_publish)

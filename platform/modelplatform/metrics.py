@@ -1,0 +1,113 @@
+"""Prometheus metrics: per-inference counters and latencies, audit write latency, what is loaded.
+
+One :class:`Metrics` per app, on its own ``CollectorRegistry`` (several apps in one process, as in
+the tests, never collide). Under gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` is set by
+``gunicorn_conf`` before any worker imports prometheus-client, so every worker writes its values to
+files there and ``/metrics`` (answered by whichever worker) adds them all up; ``child_exit`` marks a
+dead worker's gauges gone. Without that variable the app's own registry is exposed.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess
+
+from modelplatform import logs
+from modelplatform.audit import AuditLog, InferenceRecord
+from modelplatform.registry import Registry
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# predictions take from tens of microseconds (a lookup table) to seconds (a large ensemble)
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """The platform's metrics, registered on a private registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
+        r = self.registry
+        self.predictions = Counter(
+            "modelplatform_predictions", "Requests that reached a model version, by outcome",
+            ["model", "version", "status", "routed_by"], registry=r)
+        self.predict_latency = Histogram(
+            "modelplatform_predict_latency_seconds", "Validate + predict + encode + record, per version",
+            ["model", "version", "routed_by"], buckets=LATENCY_BUCKETS, registry=r)
+        self.audit_write = Histogram(
+            "modelplatform_audit_write_seconds", "Time to durably store one inference record",
+            buckets=LATENCY_BUCKETS, registry=r)
+        self.audit_failures = Counter(
+            "modelplatform_audit_write_failures", "Inference records that could not be stored (answered 503)",
+            registry=r)
+        self.http_requests = Counter(
+            "modelplatform_http_requests", "HTTP requests by route template, method and status",
+            ["endpoint", "method", "status"], registry=r)
+        self.http_latency = Histogram(
+            "modelplatform_http_request_seconds", "HTTP request duration by route template",
+            ["endpoint"], buckets=LATENCY_BUCKETS, registry=r)
+        # "livemax": a dead worker's value disappears, so after a reload only the new config shows
+        self.versions_loaded = Gauge(
+            "modelplatform_model_versions_loaded", "Active versions loaded, per model",
+            ["model"], multiprocess_mode="livemax", registry=r)
+        self.config_info = Gauge(
+            "modelplatform_config_info", "The config being served (1 per live revision)",
+            ["revision", "source"], multiprocess_mode="livemax", registry=r)
+
+    def loaded(self, registry: Registry) -> None:
+        for model in registry:
+            self.versions_loaded.labels(model.name).set(len(model.versions))
+        self.config_info.labels(registry.config.revision, registry.config.source).set(1)
+
+    def observe_record(self, record: InferenceRecord) -> None:
+        self.predictions.labels(record.model, record.version, record.status, record.routed_by).inc()
+        self.predict_latency.labels(record.model, record.version, record.routed_by).observe(record.latency_ms / 1000.0)
+
+    def observe_http(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        self.http_requests.labels(endpoint, method, str(status)).inc()
+        self.http_latency.labels(endpoint).observe(seconds)
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text and its content type: every worker's values under gunicorn, else this app's."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        combined = CollectorRegistry()
+        multiprocess.MultiProcessCollector(combined, path=self.multiprocess_dir)
+        return generate_latest(combined), CONTENT_TYPE_LATEST
+
+
+class MeteredAuditLog:
+    """An :class:`AuditLog` that times each write and counts each stored record.
+
+    Every request that reaches a model version produces exactly one record, so counting records here
+    counts predictions by their real outcome without the data plane knowing about metrics.
+    """
+
+    def __init__(self, inner: AuditLog, metrics: Metrics) -> None:
+        self.inner = inner
+        self.metrics = metrics
+
+    def record(self, record: InferenceRecord) -> None:
+        started = time.perf_counter()
+        try:
+            self.inner.record(record)
+        except Exception:
+            self.metrics.audit_failures.inc()
+            raise
+        finally:
+            self.metrics.audit_write.observe(time.perf_counter() - started)
+        self.metrics.observe_record(record)
+        logs.note_inference(record)
+
+    def ping(self) -> bool:
+        return self.inner.ping()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __getattr__(self, name: str) -> Any:
+        # anything else an audit adapter offers (flush, spool status…) stays reachable
+        return getattr(self.inner, name)

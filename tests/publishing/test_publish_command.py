@@ -1,0 +1,241 @@
+"""``modelplatform publish``: immutable uploads, the load check, name/version rules, printed config lines."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import dill
+import pytest
+
+from modelplatform.artifacts import sha256_hex
+from modelplatform.publishing import PublishError, publish_file
+from modelplatform.store import S3ModelStore, VersionExists
+
+from support.models import Echo, Pricer
+
+
+def test_publish_uploads_with_sha256_metadata_and_prints_a_new_entry(cli, model_file, store, store_url, stored,
+                                                                     tmp_path) -> None:
+    path = model_file(Pricer("300.00"))
+    digest = sha256_hex(path.read_bytes())
+
+    run = cli("publish", str(path), "--model", "auto_pricing", "--version", "2.1.1",
+              "--config", str(tmp_path / "absent.json"))
+
+    assert run.code == 0, run.err
+    assert stored() == {"registry/auto_pricing/2.1.1.dill": path.read_bytes()}
+    head = store.client.head_object(Bucket=store.location.bucket, Key="registry/auto_pricing/2.1.1.dill")
+    assert head["Metadata"] == {"sha256": digest}
+    assert f"sha256 {digest}" in run.out
+    assert f"published {store_url}/auto_pricing/2.1.1.dill" in run.out
+    assert "'auto_pricing' is not in" in run.out
+    entry = json.loads("{" + run.out[run.out.index('  "auto_pricing"'):] + "}")
+    assert entry == {"auto_pricing": {"description": "", "active_model_versions": ["2.1.1"], "default": "2.1.1",
+                                      "sha256": {"2.1.1": digest}, "schemas": {}}}
+
+
+def test_publish_prints_the_existing_entry_with_the_version_added(cli, model_file, store_url, write_config) -> None:
+    existing = {"description": "pricing", "active_model_versions": ["1.0.0"], "default": "1.0.0",
+                "sha256": {"1.0.0": "ab" * 32}, "schemas": {"1.X.X": {"type": "object"}}}
+    config = write_config({"auto_pricing": existing, "other": {"default": "9"}})
+    path = model_file(Pricer("300.00"))
+    digest = sha256_hex(path.read_bytes())
+
+    run = cli("publish", str(path), "--model", "auto_pricing", "--version", "1.1.0", "--config", str(config))
+
+    assert run.code == 0, run.err
+    assert 'in "active_model_versions" add:  "1.1.0"' in run.out
+    assert f'in "sha256" add:                 "1.1.0": "{digest}"' in run.out
+    entry = json.loads("{" + run.out[run.out.index('  "auto_pricing"'):] + "}")
+    assert entry == {"auto_pricing": {**existing, "active_model_versions": ["1.0.0", "1.1.0"],
+                                      "sha256": {"1.0.0": "ab" * 32, "1.1.0": digest}}}
+    assert json.loads(config.read_text())["auto_pricing"] == existing  # publish never edits the config
+
+
+def test_republishing_a_version_is_refused_and_leaves_the_bytes_unchanged(cli, model_file, store_url,
+                                                                         stored) -> None:
+    first = model_file(Pricer("300.00"), "first.dill")
+    assert cli("publish", str(first), "--model", "auto_pricing", "--version", "1.0.0").code == 0
+    before = stored()
+
+    second = model_file(Pricer("999.00"), "second.dill")
+    run = cli("publish", str(second), "--model", "auto_pricing", "--version", "1.0.0")
+
+    assert run.code == 1
+    assert "refused" in run.err and "already exists" in run.err and "new version" in run.err
+    assert "auto_pricing 1.0.0" in run.err
+    assert stored() == before == {"registry/auto_pricing/1.0.0.dill": first.read_bytes()}
+    # the same bytes again are refused too: a version is written exactly once
+    assert cli("publish", str(first), "--model", "auto_pricing", "--version", "1.0.0").code == 1
+
+
+def test_racing_publishers_of_one_version_exactly_one_wins(store: S3ModelStore, tmp_path: Path, stored) -> None:
+    racers = 6
+    files = []
+    for i in range(racers):
+        path = tmp_path / f"racer{i}.dill"
+        path.write_bytes(os.urandom(256 * 1024))  # distinct bytes, so an overwrite would show
+        files.append(path)
+    barrier = threading.Barrier(racers, timeout=30)
+    results: list[object] = [None] * racers
+
+    def race(i: int) -> None:
+        own_store = S3ModelStore(store.location)  # a publisher of its own, as on another machine
+        data = files[i].read_bytes()
+        barrier.wait()
+        # straight to the conditional write: publish_file's early exists() check could hide a lost race
+        try:
+            results[i] = own_store.publish("racer", "1.0.0", data, sha256_hex(data))
+        except VersionExists as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+
+    winners = [i for i, r in enumerate(results) if not isinstance(r, VersionExists)]
+    assert len(winners) == 1, results
+    assert all(isinstance(r, VersionExists) for i, r in enumerate(results) if i not in winners)
+    assert stored() == {"registry/racer/1.0.0.dill": files[winners[0]].read_bytes()}
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"\x00not a pickle at all\xff", "cannot be loaded with dill"),
+    # a common slip: pickling the fitted parameters instead of the model object
+    (dill.dumps({"coefficients": [0.1, 0.2]}), "loaded a dict, which has no predict(input) method"),
+], ids=["garbage-bytes", "object-without-predict"])
+def test_unloadable_file_is_refused_and_nothing_is_uploaded(cli, model_file, store_url, stored, content,
+                                                           expected) -> None:
+    path = model_file(content)
+
+    run = cli("publish", str(path), "--model", "broken", "--version", "1.0.0")
+
+    assert run.code == 1
+    assert expected in run.err
+    assert "broken 1.0.0" in run.err and "--skip-load-check" in run.err
+    assert stored() == {}
+
+
+def test_skip_load_check_uploads_without_loading(cli, model_file, store_url, stored) -> None:
+    path = model_file(b"needs a library this laptop lacks")
+
+    run = cli("publish", str(path), "--model", "broken", "--version", "1.0.0", "--skip-load-check")
+
+    assert run.code == 0, run.err
+    assert stored() == {"registry/broken/1.0.0.dill": path.read_bytes()}
+
+
+@pytest.mark.parametrize("model, version, expected", [
+    ("AutoPricing", "1.0.0", "invalid model name"),
+    ("1pricing", "1.0.0", "invalid model name"),
+    ("auto-pricing", "1.0.0", "invalid model name"),
+    ("a" * 65, "1.0.0", "invalid model name"),
+    ("../etc", "1.0.0", "invalid model name"),
+    ("auto_pricing", "v1", "invalid version"),
+    ("auto_pricing", "01.2", "invalid version"),
+    ("auto_pricing", "1.2.X", "invalid version"),
+    ("auto_pricing", "1..2", "invalid version"),
+    ("auto_pricing", "1.2.3.4.5.6.7", "invalid version"),
+    ("auto_pricing", "", "invalid version"),
+])
+def test_bad_names_and_versions_are_refused_before_anything_happens(cli, model_file, store_url, stored,
+                                                                    model, version, expected) -> None:
+    path = model_file(Echo())
+
+    run = cli("publish", str(path), "--model", model, "--version", version)
+
+    assert run.code == 1
+    assert expected in run.err
+    assert stored() == {}
+
+
+def test_missing_file_and_missing_store_are_clear_errors(cli, tmp_path, monkeypatch, model_file) -> None:
+    monkeypatch.setenv("MODEL_STORE_URL", "s3://some-bucket/models")
+    run = cli("publish", str(tmp_path / "nope.dill"), "--model", "m", "--version", "1.0.0")
+    assert run.code == 1 and "no such file" in run.err
+
+    monkeypatch.delenv("MODEL_STORE_URL")
+    run = cli("publish", str(model_file(Echo())), "--model", "m", "--version", "1.0.0")
+    assert run.code == 2 and "MODEL_STORE_URL" in run.err
+
+
+def test_missing_bucket_is_an_error_not_a_crash(cli, model_file, s3_endpoint) -> None:
+    run = cli("publish", str(model_file(Echo())), "--model", "m", "--version", "1.0.0",
+              "--store", "s3://no-such-bucket-here/models")
+    assert run.code == 1
+    assert "does not exist" in run.err
+
+
+def test_progress_positions_reach_the_file_size(store: S3ModelStore, model_file, stored) -> None:
+    path = model_file(os.urandom(3 * 1024 * 1024), "big.dill")
+    positions: list[int] = []
+
+    publish_file(path, "big", "1.0.0", store, load_check=False, on_position=positions.append)
+
+    assert positions and max(positions) == path.stat().st_size
+    assert stored()["registry/big/1.0.0.dill"] == path.read_bytes()
+
+
+def test_the_console_script_exits_non_zero_when_refused(store: S3ModelStore, store_url, model_file) -> None:
+    path = model_file(Echo())
+    env = {**os.environ, "MODEL_STORE_URL": store_url}
+    command = [str(Path(sys.executable).with_name("modelplatform")), "publish", str(path),
+               "--model", "echo", "--version", "3.0"]
+
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    assert first.returncode == 0, first.stderr
+    assert hashlib.sha256(path.read_bytes()).hexdigest() in first.stdout
+    assert again.returncode == 1
+    assert "already exists" in again.stderr
+
+
+def test_the_conditional_write_itself_refuses_an_existing_key(store: S3ModelStore, stored) -> None:
+    # straight to the store, past publish_file's early exists() check: S3 must refuse on its own
+    store.publish("m", "1.0.0", b"first", sha256_hex(b"first"))
+    with pytest.raises(VersionExists, match="already exists"):
+        store.publish("m", "1.0.0", b"second", sha256_hex(b"second"))
+    assert stored() == {"registry/m/1.0.0.dill": b"first"}
+
+
+def test_publish_file_rejects_before_uploading(store: S3ModelStore, model_file, stored) -> None:
+    with pytest.raises(PublishError, match="invalid model name"):
+        publish_file(model_file(Echo()), "Bad", "1.0.0", store)
+    assert stored() == {}
+
+
+def test_two_publish_processes_racing_exactly_one_wins(store_url, tmp_path: Path, stored) -> None:
+    files = []
+    for i in range(2):
+        path = tmp_path / f"laptop{i}.dill"
+        path.write_bytes(os.urandom(1024 * 1024))
+        files.append(path)
+    env = {**os.environ, "MODEL_STORE_URL": store_url}
+    procs = [subprocess.Popen([str(Path(sys.executable).with_name("modelplatform")), "publish", str(path),
+                               "--model", "raced", "--version", "1.0", "--skip-load-check"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for path in files]
+    outcomes = []
+    for proc in procs:
+        try:
+            _, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=10)
+        outcomes.append((proc.returncode, err))
+
+    assert sorted(code for code, _ in outcomes) == [0, 1], outcomes
+    winner = next(i for i, (code, _) in enumerate(outcomes) if code == 0)
+    loser_err = outcomes[1 - winner][1]
+    assert "refused" in loser_err and "already exists" in loser_err
+    assert stored() == {"registry/raced/1.0.dill": files[winner].read_bytes()}
