@@ -1,36 +1,12 @@
-"""Audit tests: records built like the data plane builds them, and a database URL nobody listens on."""
+"""Audit test fixtures (helpers live in ``audit_support``)."""
 from __future__ import annotations
 
-import threading
-import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
-from modelplatform.audit import InferenceRecord
 from modelplatform.audit.group_commit import GroupCommitAuditLog
-
-# port 1 on loopback: connection refused at once, the same error a stopped Postgres gives
-UNREACHABLE_URL = "postgresql://postgres@127.0.0.1:1/postgres"
-
-
-def make_record(**overrides: Any) -> InferenceRecord:
-    fields: dict[str, Any] = {
-        "id": str(uuid.uuid4()), "created_at": datetime.now(timezone.utc), "model": "auto_pricing",
-        "version": "1.0.0", "routed_by": "default", "experiment": None, "routing_key": None, "status": "ok",
-        "input_json": '{"vehicle": "van"}', "output_json": '{"premium": 405.00}', "error_json": None,
-        "latency_ms": 1.5, "request_id": "req-1", "artifact_sha256": "ab" * 32,
-    }
-    fields.update(overrides)
-    return InferenceRecord(**fields)
-
-
-@pytest.fixture
-def record_factory() -> Callable[..., InferenceRecord]:
-    return make_record
 
 
 @pytest.fixture
@@ -47,37 +23,3 @@ def audit_logs() -> Iterator[Callable[..., GroupCommitAuditLog]]:
     yield build
     for log in made:
         log.close()
-
-
-def row_ids(engine: sa.Engine) -> list[str]:
-    with engine.connect() as conn:
-        return [str(i) for i in conn.execute(sa.text("select id from inferences")).scalars()]
-
-
-class Burst:
-    """Call ``send()`` in a loop from ``threads`` threads until the ``with`` block ends; each call's return
-    value is appended to ``results`` (a call returning None records nothing)."""
-
-    def __init__(self, send: Callable[[], Any], threads: int = 8) -> None:
-        self.send = send
-        self.results: list[Any] = []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [threading.Thread(target=self._loop) for _ in range(threads)]
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            result = self.send()
-            if result is not None:
-                with self._lock:
-                    self.results.append(result)
-
-    def __enter__(self) -> "Burst":
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=30)

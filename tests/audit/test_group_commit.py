@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from conftest import UNREACHABLE_URL, make_record, row_ids
+from audit_support import UNREACHABLE_URL, make_record, row_ids
 from modelplatform.audit import rows as audit_rows
 from modelplatform.audit.tables import inferences
 from modelplatform.errors import AuditUnavailable

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from modelplatform import db
 from modelplatform.settings import normalize_database_url
-from conftest import Burst
+from audit_support import Burst
 from support import OBJECT_SCHEMA, Platform
 from support.models import Pricer
 

@@ -12,14 +12,14 @@ from pathlib import Path
 import orjson
 import sqlalchemy as sa
 
-from conftest import UNREACHABLE_URL, make_record, row_ids
+from audit_support import UNREACHABLE_URL, make_record, row_ids
 from modelplatform.audit import rows as audit_rows
 from modelplatform.audit.spool import Spool
 
 CRASHING_WRITER = textwrap.dedent("""
     import os, sys
     sys.path.insert(0, sys.argv[2])
-    from conftest import make_record, UNREACHABLE_URL
+    from audit_support import make_record, UNREACHABLE_URL
     from modelplatform.audit.group_commit import GroupCommitAuditLog
 
     audit = GroupCommitAuditLog(UNREACHABLE_URL, spool_dir=sys.argv[1])

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -14,17 +13,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import Burst
+from audit_support import Burst
 from support import OBJECT_SCHEMA, Platform
+from support.processes import free_port
 from support.models import Pricer
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def children(pid: int) -> list[int]:
@@ -46,13 +40,15 @@ def server(platform: Platform, tmp_path: Path) -> Iterator[tuple[str, subprocess
     port = free_port()
     env = {**os.environ, **platform.env(), "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "2",
            "AUDIT_SPOOL_DIR": str(tmp_path / "spool")}
+    # a file, not a pipe: the server logs a line per request, and an undrained pipe would block it
+    output = open(tmp_path / "gunicorn.log", "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--config", "python:modelplatform.gunicorn_conf",
-         "modelplatform.app:create_app()"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+         "modelplatform.app:create_app()"], env=env, stdout=output, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read().decode()
+        assert process.poll() is None, (tmp_path / "gunicorn.log").read_text()
         try:
             if requests.get(base + "/readyz", timeout=2).status_code == 200 and len(children(process.pid)) == 2:
                 break
@@ -68,6 +64,7 @@ def server(platform: Platform, tmp_path: Path) -> Iterator[tuple[str, subprocess
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=10)
+    output.close()
 
 
 def test_every_200_has_its_row_when_a_worker_is_killed(server, platform: Platform, payload) -> None:

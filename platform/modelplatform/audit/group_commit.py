@@ -74,7 +74,7 @@ class GroupCommitAuditLog:
     """
 
     def __init__(self, url: str, *, spool_dir: Path | None = None, max_batch: int = 512,
-                 wait_timeout: float = 10.0, retry_interval: float = 1.0, idle_timeout: float = 10.0) -> None:
+                 wait_timeout: float = 10.0, retry_interval: float = 1.0, idle_timeout: float = 1.0) -> None:
         self.url = url
         self.spool = Spool(spool_dir) if spool_dir is not None else None
         self.max_batch = max_batch
@@ -114,9 +114,11 @@ class GroupCommitAuditLog:
             raise pending.error
 
     def start(self) -> None:
-        """Start the writer now, which first replays spools left by crashed processes."""
-        with self._lock:
-            self._ensure_writer()
+        """Start the writer now when spools left by crashed processes are waiting, so they are
+        replayed before serving; otherwise the writer starts with the first record."""
+        if self.spool is not None and self.spool.has_leftovers():
+            with self._lock:
+                self._ensure_writer()
 
     def spool_depth(self) -> int:
         """Records in this process's spool, not yet replayed into Postgres."""
@@ -214,6 +216,8 @@ class GroupCommitAuditLog:
                 return False
             self._thread = None
         self._disconnect()
+        if self.spool is not None:
+            self.spool.release_if_empty()
         return True
 
     def _write_safely(self, batch: list[_Pending]) -> None:

@@ -116,6 +116,17 @@ class Spool:
         self.depth += len(rows)
         self.spooled_total += len(rows)
 
+    def has_leftovers(self) -> bool:
+        """Whether the directory holds spool files other than this process's own (cheap: no locking)."""
+        return self.directory.is_dir() and any(p != self._path for p in self.directory.glob(SPOOL_PATTERN))
+
+    def release_if_empty(self) -> None:
+        """Remove this process's file when nothing is left in it (an idle writer's clean-up)."""
+        if self._fd is not None and self._pid == os.getpid() and self.depth == 0 and self._path is not None \
+                and os.fstat(self._fd).st_size == 0:
+            self._path.unlink(missing_ok=True)
+            self._abandon()
+
     def close(self) -> None:
         """Release this process's file and its lock; what it still holds is replayed by whoever comes next."""
         if self._pid == os.getpid():

@@ -26,13 +26,14 @@ def readyz() -> Response:
     """
     plane = current_app.extensions["modelplatform.dataplane"]
     audit = plane.audit.health()
-    checks = {"models": "ok", "database": "ok" if audit.database else "unreachable",
-              "audit_spool_depth": audit.spool_depth}
+    checks = {"models": "ok", "database": "ok" if audit.database else "unreachable"}
     if not audit.can_record:
-        raise NotReady("the audit database is not reachable and no spool can take records", checks=checks)
+        raise NotReady("the audit database is not reachable and no spool can take records", checks=checks,
+                       audit_spool_depth=audit.spool_depth)
     return Response(encoding.dumps({
         "status": "degraded" if audit.degraded else "ready",
         "checks": checks,
+        "audit_spool_depth": audit.spool_depth,
         "models": len(plane.registry),
         "versions": plane.registry.count_versions(),
         "config_revision": plane.registry.config.revision,
