@@ -177,8 +177,8 @@ class GroupCommitAuditLog:
             # a bug must not leave a dead writer that every later record waits on: the next one restarts it
             log.exception("audit writer stopped unexpectedly")
             with self._lock:
+                self._disconnect()
                 self._thread = None
-            self._disconnect()
 
     def _serve(self) -> None:
         self._replay()
@@ -211,13 +211,15 @@ class GroupCommitAuditLog:
                 return
 
     def _exit_if_idle(self) -> bool:
+        # all under the lock: a record arriving now starts a new writer only after this one let go of
+        # the connection and the spool file, so the two never share either
         with self._lock:
             if not self._queue.empty():
                 return False
+            self._disconnect()
+            if self.spool is not None:
+                self.spool.release_if_empty()
             self._thread = None
-        self._disconnect()
-        if self.spool is not None:
-            self.spool.release_if_empty()
         return True
 
     def _write_safely(self, batch: list[_Pending]) -> None:
