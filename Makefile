@@ -33,6 +33,7 @@ test: $(STAMP) browser
 
 # benchmark (a script, not a test): bare Flask vs the platform with durable audit; see docs/performance.md
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	command -v wrk >/dev/null || apt-get install -y wrk || sudo apt-get install -y wrk \
 		|| echo "wrk could not be installed: benchmarks/run.py falls back to its Python load generator"
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)

@@ -9,7 +9,8 @@ otherwise) on 127.0.0.1. Each target is warmed up, then driven for a fixed time 
 by wrk (``apt-get install wrk``; the Makefile installs it) or, when wrk is missing, by a Python
 generator (said in the output; it is far weaker than wrk and shares the CPU with the server).
 
-Prints req/s, p50, p99 per run, the ratio to the bare app, and checks that the audit table holds one
+Prints req/s, p50, p99 per run, the CPU the gunicorn workers and Postgres used per request, the ratio to the
+bare app, and checks that the audit table holds one
 row per 200 (wrk counts only answers it read before the clock stopped; requests still in flight at
 that moment are answered and recorded by the server but not counted, so rows may exceed the 200s by
 at most the connection count; the Python generator waits for every answer, so there it must be equal).
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -35,6 +37,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
 import boto3  # noqa: E402
+import psutil  # noqa: E402
 import psycopg2  # noqa: E402
 
 from modelplatform import db  # noqa: E402
@@ -51,8 +54,15 @@ TARGETS = {
     "no-audit": ("no_audit_app:create_app()", "/models/auto_pricing/versions/1.0.0/predict"),
     # diagnostic: each request blocks 2 ms in its audit call and nothing is stored (not a valid deployment)
     "wait-2ms": ("no_audit_app:create_waiting_app()", "/models/auto_pricing/versions/1.0.0/predict"),
+    # diagnostic prototype: group commit led by request threads, no writer thread (no spool: not deployable)
+    "leader-follower": ("leader_follower_app:create_app()", "/models/auto_pricing/versions/1.0.0/predict"),
+    # diagnostic: bare and platform under the gevent worker (needs gevent and psycogreen installed)
+    "gevent-bare": ("gevent_apps:create_bare()", "/predict"),
+    "gevent-platform": ("gevent_apps:create_platform()", "/models/auto_pricing/versions/1.0.0/predict"),
 }
-AUDITED = {"platform", "per-row"}
+AUDITED = {"platform", "per-row", "leader-follower", "gevent-platform"}
+# gunicorn options added to the production settings for a target (the command line wins over the config)
+WORKER_OPTIONS = {"gevent-bare": ["-k", "gevent"], "gevent-platform": ["-k", "gevent"]}
 
 
 @dataclass
@@ -66,6 +76,11 @@ class Result:
     p50_ms: float
     p99_ms: float
     rows: int | None = None
+    # CPU seconds used during the measured run, per request: by the gunicorn workers, and by Postgres
+    # (a steadier figure than req/s on a shared machine: it does not depend on who else has the cores)
+    worker_cpu_us: float | None = None
+    db_cpu_us: float | None = None
+    generator_cpu_us: float | None = None  # wrk's own CPU (it shares the machine too); None for the Python one
 
     @property
     def rps(self) -> float:
@@ -97,6 +112,7 @@ def wait_ready(port: int, path: str, process: subprocess.Popen, timeout: float =
 def run_wrk(port: int, path: str, seconds: int, connections: int, threads: int, workdir: Path) -> Result:
     body_file = workdir / "body.json"
     body_file.write_bytes(BODY)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
          "-s", str(BENCH_DIR / "wrk_post.lua"), f"http://127.0.0.1:{port}{path}"],
@@ -106,9 +122,12 @@ def run_wrk(port: int, path: str, seconds: int, connections: int, threads: int, 
     if line is None:
         raise SystemExit(f"wrk failed: {out.stdout}\n{out.stderr}")
     data = json.loads(line[len("WRK_JSON "):])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     failed = data["non_2xx"] + data["connect"] + data["read"] + data["write"] + data["timeout"]
+    generator_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     return Result("", "wrk", data["requests"], data["requests"] - data["non_2xx"], failed,
-                  data["duration_us"] / 1e6, data["p50_us"] / 1000, data["p99_us"] / 1000)
+                  data["duration_us"] / 1e6, data["p50_us"] / 1000, data["p99_us"] / 1000,
+                  generator_cpu_us=generator_cpu / max(data["requests"], 1) * 1e6)
 
 
 def run_python(port: int, path: str, seconds: int, connections: int) -> Result:
@@ -149,6 +168,28 @@ def run_python(port: int, path: str, seconds: int, connections: int) -> Result:
                   quantiles[49] * 1000, quantiles[98] * 1000)
 
 
+def cpu_seconds(processes: list[psutil.Process]) -> dict[int, float]:
+    """CPU seconds (user + system) used so far by each live process, by pid."""
+    used = {}
+    for proc in processes:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        used[proc.pid] = times.user + times.system
+    return used
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    # a process started during the run (a Postgres backend for a new connection) started from zero; one
+    # that ended during it is not counted (its last seconds are lost, a small under-count)
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+def postgres_processes() -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["name"]) if p.info["name"] and p.info["name"].startswith("postgres")]
+
+
 def count_rows(url: str, truncate: bool = False) -> int:
     with psycopg2.connect(psycopg2_dsn(url)) as conn, conn.cursor() as cur:
         if truncate:
@@ -181,7 +222,7 @@ def bench_target(name: str, env: dict[str, str], args: argparse.Namespace, workd
     log = open(workdir / f"gunicorn-{name}.log", "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--config", "python:modelplatform.gunicorn_conf",
-         "--pythonpath", str(BENCH_DIR), app],
+         "--pythonpath", str(BENCH_DIR), *WORKER_OPTIONS.get(name, []), app],
         env={**env, "HOST": "127.0.0.1", "PORT": str(port), "AUDIT_SPOOL_DIR": str(workdir / f"spool-{name}")},
         stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
     )
@@ -198,9 +239,14 @@ def bench_target(name: str, env: dict[str, str], args: argparse.Namespace, workd
             if audited:
                 time.sleep(1.0)  # the warm-up's requests in flight at its cut-off land before the truncate
                 count_rows(database_url, truncate=True)
+            workers = psutil.Process(process.pid).children()
+            databases = postgres_processes()
+            worker_cpu, db_cpu = cpu_seconds(workers), cpu_seconds(databases)
             result = (run_wrk(port, path, args.duration, args.connections, args.wrk_threads, workdir) if use_wrk
                       else run_python(port, path, args.duration, args.connections))
             result.target = name
+            result.worker_cpu_us = cpu_used(worker_cpu, cpu_seconds(workers)) / result.requests * 1e6
+            result.db_cpu_us = cpu_used(db_cpu, cpu_seconds(postgres_processes())) / result.requests * 1e6
             if audited:
                 time.sleep(1.0)  # let requests in flight at the cut-off finish
                 result.rows = count_rows(database_url)
@@ -228,7 +274,8 @@ def rows_check(result: Result, connections: int) -> str:
 
 
 def report_line(r: Result, connections: int) -> str:
-    return (f"{r.target:9s} [{r.generator}] {r.rps:8.0f} req/s  p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms  "
+    return (f"{r.target:15s} [{r.generator}] {r.rps:8.0f} req/s  p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms  "
+            f"cpu/req worker {r.worker_cpu_us:5.0f} db {r.db_cpu_us:4.0f} wrk {r.generator_cpu_us or 0:3.0f} µs  "
             f"failed {r.failed}  {rows_check(r, connections)}")
 
 
@@ -243,6 +290,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python-generator", action="store_true", help="use the Python load generator, not wrk")
     args = parser.parse_args(argv)
     targets = args.targets.split(",")
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown:
+        parser.error(f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
+    if any(t.startswith("gevent-") for t in targets):
+        try:
+            import gevent  # noqa: F401
+            import psycogreen  # noqa: F401
+        except ImportError:
+            parser.error("the gevent-* targets need: .venv/bin/pip install gevent psycogreen")
 
     import pgserver
     from moto.server import ThreadedMotoServer
@@ -271,16 +327,22 @@ def main(argv: list[str] | None = None) -> int:
             pg.cleanup()
 
     print("\nsummary (median of runs)")
-    bare = statistics.median(r.rps for r in results["bare"]) if "bare" in results else None
+    baselines = {name: statistics.median(r.rps for r in results[name]) for name in ("bare", "gevent-bare")
+                 if name in results}
     failed = False
     for target, runs in results.items():
         rps = statistics.median(r.rps for r in runs)
         p50 = statistics.median(r.p50_ms for r in runs)
         p99 = statistics.median(r.p99_ms for r in runs)
-        ratio = f"{rps / bare:.2f}× bare" if bare else ""
+        # a gevent target is compared with the bare app under the same (gevent) settings
+        baseline = "gevent-bare" if target.startswith("gevent-") else "bare"
+        ratio = f"{rps / baselines[baseline]:.2f}× {baseline}" if baseline in baselines else ""
+        worker_cpu = statistics.median(r.worker_cpu_us for r in runs)
+        db_cpu = statistics.median(r.db_cpu_us for r in runs)
         checks = [rows_check(r, args.connections) for r in runs if r.rows is not None]
         failed |= any("MISMATCH" in c for c in checks) or any(r.failed for r in runs)
-        print(f"  {target:9s} {rps:8.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  {ratio}")
+        print(f"  {target:15s} {rps:8.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  "
+              f"cpu/req worker {worker_cpu:5.0f} db {db_cpu:4.0f} µs  {ratio}")
     return 1 if failed else 0
 
 
