@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema_rs
 
 MAX_MESSAGE_CHARS = 300
+TOO_DEEP = "the input is nested too deeply to be checked against the schema (the validator stops at 255 levels)"
 
 
 @dataclass(frozen=True)
@@ -45,10 +46,20 @@ class CompiledSchema:
         self._validator = jsonschema_rs.Draft202012Validator(schema)
 
     def violations(self, instance: Any) -> list[Violation]:
-        """Every violation of ``instance`` (empty when valid), in the validator's traversal order."""
-        if self._validator.is_valid(instance):
-            return []
-        return [
-            Violation(to_pointer(list(error.instance_path)), _shorten(error.message))
-            for error in self._validator.iter_errors(instance)
-        ]
+        """Every violation of ``instance`` (empty when valid), in the validator's traversal order.
+
+        An instance nested deeper than jsonschema-rs can walk (it raises ``ValueError: Recursion limit
+        reached`` from 256 levels, below the 1024 the body parser allows) is one violation at the root,
+        so it is answered 422 and recorded like any other invalid input, never a 500.
+        """
+        try:
+            if self._validator.is_valid(instance):
+                return []
+            return [
+                Violation(to_pointer(list(error.instance_path)), _shorten(error.message))
+                for error in self._validator.iter_errors(instance)
+            ]
+        except ValueError as exc:
+            if "recursion limit" not in str(exc).lower():
+                raise
+            return [Violation("", TOO_DEEP)]

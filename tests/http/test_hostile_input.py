@@ -10,10 +10,12 @@ import io
 import uuid
 
 import pytest
+import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 from support import Platform
 from support.models import Echo
+from modelplatform.validation import TOO_DEEP
 
 PINNED = "/models/auto_pricing/versions/1.0.0/predict"
 JSON = {"Content-Type": "application/json"}
@@ -58,6 +60,19 @@ def test_chunked_body_over_the_limit_is_413_while_reading(pricing: Platform) -> 
 def test_deeply_nested_json_is_400(client: FlaskClient, pricing: Platform, body: bytes) -> None:
     assert_problem(client.post(PINNED, data=body, headers=JSON), 400)
     assert pricing.rows() == []
+
+
+@pytest.mark.parametrize("depth", [256, 600, 1024])
+def test_nesting_the_parser_accepts_but_the_validator_cannot_walk_is_422_and_recorded(
+        client: FlaskClient, pricing: Platform, depth: int) -> None:
+    body = b'{"vehicle": "suv", "driver_age": 40, "extra": ' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+    doc = assert_problem(client.post(PINNED, data=body, headers=JSON), 422)
+    assert doc["type"].endswith("invalid-input")
+    assert doc["errors"] == [{"path": "", "message": TOO_DEEP}]
+    # the stored input is too deep for the stdlib decoder rows() uses: read the row's columns in SQL
+    with pricing.engine.connect() as conn:
+        (row,) = conn.execute(sa.text("select id, status, input->>'vehicle' as vehicle from inferences")).all()
+    assert (str(row.id), row.status, row.vehicle) == (doc["inference_id"], "invalid_input", "suv")
 
 
 def test_nul_inside_json_nested_near_the_depth_limit_is_400_not_a_recursion_error(client: FlaskClient) -> None:
