@@ -147,3 +147,40 @@ def test_most_specific_resolution() -> None:
     assert versions.resolve("2.4.0", keys) == ["2.X.X"]
     assert versions.resolve("3.0.0", keys) == ["X.X.X"]
     assert versions.resolve("3.0", keys) == []
+
+
+def test_repeated_keys_are_problems_named_by_model_listed_with_the_others(tmp_path) -> None:
+    text = json.dumps(VALID)
+    sha_block = '"sha256": {"2.0.3": "%s", "2.1.0": "%s", "2.1.1": "%s"}' % (SHA, SHA, SHA)
+    # a second sha256 block pasted into the model, and a default that is not active
+    text = text.replace(sha_block, sha_block + ", " + sha_block.replace(SHA, "cd" * 32, 1), 1)
+    text = text.replace('"default": "2.1.1"', '"default": "9.9.9"', 1)
+    path = tmp_path / "models.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    problems = [str(p) for p in caught.value.config_problems]
+    assert problems[0] == ("auto_pricing: key 'sha256' appears more than once in the same object; "
+                           "only the last would count, so keep one")
+    assert any("default 9.9.9 is not one of active_model_versions" in p for p in problems[1:])
+
+
+def test_a_model_defined_twice_is_a_problem(tmp_path) -> None:
+    body = json.dumps(VALID["auto_pricing"])
+    path = tmp_path / "models.json"
+    path.write_text('{"auto_pricing": %s, "auto_pricing": %s}' % (body, body))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert [str(p) for p in caught.value.config_problems] == [
+        "auto_pricing: key 'auto_pricing' appears more than once in the same object; only the last would "
+        "count, so keep one"]
+
+
+def test_whole_number_weights_written_as_floats_are_stored_as_int() -> None:
+    doc = copy.deepcopy(VALID)
+    doc["auto_pricing"]["ab_test"]["weights"] = {"2.1.0": 50.0, "2.1.1": 50.0}
+    weights = parse_config(doc).models["auto_pricing"].ab_test.weights
+    assert weights == {"2.1.0": 50, "2.1.1": 50}
+    assert all(type(w) is int for w in weights.values())
+    doc["auto_pricing"]["ab_test"]["weights"] = {"2.1.0": 49.5, "2.1.1": 50.5}
+    assert any("is not of type 'integer'" in p for p in problems_of(doc))

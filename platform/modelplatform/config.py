@@ -121,10 +121,53 @@ def load_config(path: str | Path) -> ModelsConfig:
     except OSError as exc:
         raise ConfigError([ConfigProblem(f"cannot read config file: {exc.strerror or exc}")], str(path)) from None
     try:
-        data = json.loads(raw)
+        data, duplicates = decode_config(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError([ConfigProblem(f"not valid JSON: {exc}")], str(path)) from None
-    return parse_config(data, source=str(path), revision=hashlib.sha256(raw).hexdigest()[:12])
+    try:
+        config = parse_config(data, source=str(path), revision=hashlib.sha256(raw).hexdigest()[:12])
+    except ConfigError as exc:
+        raise ConfigError(duplicates + list(exc.config_problems), str(path)) from None
+    if duplicates:
+        raise ConfigError(duplicates, str(path))
+    return config
+
+
+def decode_config(raw: bytes | str) -> tuple[Any, list[ConfigProblem]]:
+    """Decode config JSON; also return a problem for every key repeated within one object.
+
+    Python's ``json`` (like most parsers) silently keeps the last of two equal keys, so a pasted-in
+    second ``"sha256"`` block would replace the first without anyone noticing in review.
+    Raises :class:`json.JSONDecodeError`/:class:`UnicodeDecodeError` for text that is not JSON.
+    """
+    repeated: list[tuple[str, dict[str, Any]]] = []
+
+    def unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in obj:
+                repeated.append((key, obj))
+            obj[key] = value
+        return obj
+
+    data = json.loads(raw, object_pairs_hook=unique_pairs)
+    owner = {}  # id of every object inside a model's entry → that model
+    if isinstance(data, dict):
+        for name, body in data.items():
+            stack = [body]
+            while stack:
+                node = stack.pop()
+                if isinstance(node, dict):
+                    owner[id(node)] = name
+                    stack.extend(node.values())
+                elif isinstance(node, list):
+                    stack.extend(node)
+    problems = [
+        ConfigProblem(f"key {key!r} appears more than once in the same object; only the last would count, "
+                      "so keep one", model=owner.get(id(obj)) if obj is not data else key)
+        for key, obj in repeated
+    ]
+    return data, problems
 
 
 def parse_config(data: Any, *, source: str = "config", revision: str | None = None) -> ModelsConfig:
@@ -182,7 +225,9 @@ def _build_spec(name: str, body: dict[str, Any]) -> ModelSpec:
             for key, items in body.get("examples", {}).items()
         }),
         ab_test=None if ab is None else ABTest(
-            name=ab["name"], weights=MappingProxyType(dict(ab["weights"])), sticky_key=ab.get("sticky_key"),
+            # the JSON Schema's "integer" also admits 50.0: store whole numbers as int, as they are meant
+            name=ab["name"], weights=MappingProxyType({v: int(w) for v, w in ab["weights"].items()}),
+            sticky_key=ab.get("sticky_key"),
         ),
         shadow=tuple(body.get("shadow", ())),
     )
