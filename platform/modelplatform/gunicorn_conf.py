@@ -5,16 +5,43 @@ Every value can be overridden from the environment (``PORT``, ``WEB_CONCURRENCY`
 this module on every HUP, so it keeps no state of its own: what must survive a reload lives in the
 master's environment (see :mod:`modelplatform.reload`).
 """
+import logging
 import os
 import tempfile
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+
+def _server_env() -> dict[str, object]:
+    """The environment's server settings, checked together: every problem is listed at once (as the app
+    does for its own settings), instead of a traceback from the first ``int()`` that fails."""
+    values: dict[str, object] = {}
+    problems = []
+    for name, default, low in (("PORT", "8000", 1), ("WEB_CONCURRENCY", "2", 1), ("WEB_THREADS", "8", 1),
+                               ("WEB_TIMEOUT", "30", 1)):
+        raw = os.environ.get(name, default)
+        try:
+            values[name] = int(raw)
+            if values[name] < low or (name == "PORT" and values[name] > 65535):
+                raise ValueError
+        except ValueError:
+            limits = "1–65535" if name == "PORT" else f"≥ {low}"
+            problems.append(f"{name}={raw!r}: must be a whole number {limits}")
+    level = os.environ.get("LOG_LEVEL", "INFO").upper()
+    if not isinstance(logging.getLevelName(level), int):
+        problems.append(f"LOG_LEVEL={level!r}: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    values["LOG_LEVEL"] = level
+    if problems:
+        raise SystemExit("invalid server settings:\n  " + "\n  ".join(problems))
+    return values
+
+
+_env = _server_env()
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{_env['PORT']}"
+workers = _env["WEB_CONCURRENCY"]
 # threads let one worker overlap requests waiting on Postgres, which the audit writer batches
 # gthread, with gunicorn's own error pages as problem+json (see modelplatform.gunicorn_worker)
 worker_class = "modelplatform.gunicorn_worker.ThreadWorker"
-threads = int(os.environ.get("WEB_THREADS", "8"))
-timeout = int(os.environ.get("WEB_TIMEOUT", "30"))
+threads = _env["WEB_THREADS"]
+timeout = _env["WEB_TIMEOUT"]
 graceful_timeout = 30
 keepalive = 5
 # models are loaded by create_app() in each worker, after the fork: no preload
@@ -31,7 +58,7 @@ logconfig_dict = {
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "modelplatform.logs.JsonFormatter"}},
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
-    "root": {"level": os.environ.get("LOG_LEVEL", "INFO").upper(), "handlers": ["stderr"]},
+    "root": {"level": _env["LOG_LEVEL"], "handlers": ["stderr"]},
     "loggers": {
         "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
         "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False},

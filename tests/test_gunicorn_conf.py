@@ -1,0 +1,38 @@
+"""The production gunicorn settings refuse a bad environment with every problem listed, before starting."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def run_gunicorn(**env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in {"PORT", "WEB_THREADS", "WEB_TIMEOUT", "LOG_LEVEL"}}
+    return subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--config", "python:modelplatform.gunicorn_conf", "never_imported:app"],
+        env={**base, **env}, capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_bad_server_settings_are_listed_together_and_gunicorn_exits_1() -> None:
+    result = run_gunicorn(PORT="http", WEB_THREADS="0", WEB_TIMEOUT="soon", LOG_LEVEL="loud")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "invalid server settings:",
+        "  PORT='http': must be a whole number 1–65535",
+        "  WEB_THREADS='0': must be a whole number ≥ 1",
+        "  WEB_TIMEOUT='soon': must be a whole number ≥ 1",
+        "  LOG_LEVEL='LOUD': must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
+    ]
+
+
+def test_defaults_and_valid_overrides_load() -> None:
+    code = ("import modelplatform.gunicorn_conf as c; "
+            "print(c.bind, c.workers, c.threads, c.timeout, c.logconfig_dict['root']['level'])")
+    env = {k: v for k, v in os.environ.items() if k not in {"HOST", "PORT", "WEB_CONCURRENCY", "WEB_THREADS",
+                                                             "WEB_TIMEOUT", "LOG_LEVEL"}}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["0.0.0.0:8000", "2", "8", "30", "INFO"]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**env, "PORT": "9000", "WEB_THREADS": "4", "LOG_LEVEL": "warning"})
+    assert out.stdout.split() == ["0.0.0.0:9000", "2", "4", "30", "WARNING"]
