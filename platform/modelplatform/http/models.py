@@ -10,9 +10,9 @@ from modelplatform.dataplane import DataPlane, PredictRequest
 from modelplatform.errors import BadRequest
 from modelplatform.http import payload
 from modelplatform.registry import LoadedVersion, RegisteredModel
+from modelplatform.routing import MAX_ROUTING_KEY_CHARS
 
 ROUTING_KEY_HEADER = "X-Routing-Key"
-MAX_ROUTING_KEY_CHARS = 256
 
 bp = Blueprint("models", __name__)
 
