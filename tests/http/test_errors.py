@@ -10,22 +10,15 @@ from modelplatform.app import create_app
 from modelplatform.audit.postgres import PostgresAuditLog
 from support import Platform
 from support.models import Raises
+from support.problems import assert_problem
 
 PINNED = "/models/auto_pricing/versions/1.0.0/predict"
 
 
-def assert_problem(response, status: int) -> dict:
-    assert response.status_code == status
-    assert response.mimetype == "application/problem+json"
-    doc = response.get_json()
-    assert doc["status"] == status
-    assert doc["type"] and doc["title"] and doc["detail"]
-    assert b"<html" not in response.data.lower()
-    return doc
-
 
 def test_malformed_json_is_400_and_not_recorded(client: FlaskClient, pricing: Platform) -> None:
-    doc = assert_problem(client.post(PINNED, data='{"vehicle": ', content_type="application/json"), 400)
+    response = client.post(PINNED, data='{"vehicle": ', content_type="application/json")
+    doc = assert_problem(response, 400, "malformed-json")
     assert doc["type"].endswith("malformed-json")
     assert pricing.rows() == []
 
@@ -33,44 +26,46 @@ def test_malformed_json_is_400_and_not_recorded(client: FlaskClient, pricing: Pl
 @pytest.mark.parametrize("body", ['{"driver_age": NaN}', '{"x": Infinity}', b'{"vehicle": "\xff"}',
                                   "[" * 2000 + "]" * 2000, ""])
 def test_json_that_is_not_strict_json_is_400(client: FlaskClient, body) -> None:
-    assert_problem(client.post(PINNED, data=body, content_type="application/json"), 400)
+    assert_problem(client.post(PINNED, data=body, content_type="application/json"), 400, "malformed-json")
 
 
 def test_nul_character_is_refused_before_it_can_break_the_audit_row(client: FlaskClient) -> None:
     doc = assert_problem(client.post(PINNED, data='{"vehicle": "a\\u0000b", "driver_age": 30}',
-                                     content_type="application/json"), 400)
+                                     content_type="application/json"), 400, "bad-request")
     assert "U+0000" in doc["detail"]
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
 def test_non_json_body_is_415(client: FlaskClient, content_type) -> None:
     kwargs = {"content_type": content_type} if content_type else {}
-    doc = assert_problem(client.post(PINNED, data='{"vehicle": "suv", "driver_age": 30}', **kwargs), 415)
+    doc = assert_problem(client.post(PINNED, data='{"vehicle": "suv", "driver_age": 30}', **kwargs), 415,
+                         "unsupported-media-type")
     assert "application/json" in doc["detail"]
 
 
 def test_body_over_the_limit_is_413(pricing: Platform) -> None:
     client = pricing.app(MAX_BODY_BYTES=64).test_client()
     big = '{"vehicle": "' + "s" * 200 + '", "driver_age": 30}'
-    doc = assert_problem(client.post(PINNED, data=big, content_type="application/json"), 413)
+    doc = assert_problem(client.post(PINNED, data=big, content_type="application/json"), 413, "payload-too-large")
     assert "64" in doc["detail"]
     assert pricing.rows() == []
 
 
 def test_unknown_model_and_version_are_404(client: FlaskClient) -> None:
     body = {"vehicle": "suv", "driver_age": 30}
-    model = assert_problem(client.post("/models/nope/predict", json=body), 404)
+    model = assert_problem(client.post("/models/nope/predict", json=body), 404, "unknown-model")
     assert model["type"].endswith("unknown-model")
-    version = assert_problem(client.post("/models/auto_pricing/versions/9.9.9/predict", json=body), 404)
+    version = assert_problem(client.post("/models/auto_pricing/versions/9.9.9/predict", json=body), 404,
+                             "unknown-version")
     assert version["type"].endswith("unknown-version")
     assert "1.0.0" in version["detail"]  # tells the caller what exists
-    assert_problem(client.get("/models/nope"), 404)
-    assert_problem(client.get("/models/auto_pricing/versions/9.9.9"), 404)
+    assert_problem(client.get("/models/nope"), 404, "unknown-model")
+    assert_problem(client.get("/models/auto_pricing/versions/9.9.9"), 404, "unknown-version")
 
 
 def test_unknown_route_and_wrong_method_are_problems(client: FlaskClient) -> None:
-    assert_problem(client.get("/no/such/route"), 404)
-    wrong = assert_problem(client.get(PINNED), 405)
+    assert_problem(client.get("/no/such/route"), 404, "about:blank")
+    wrong = assert_problem(client.get(PINNED), 405, "about:blank")
     assert wrong["title"] == "Method Not Allowed"
     assert "POST" in client.get(PINNED).headers["Allow"]
 
@@ -78,7 +73,7 @@ def test_unknown_route_and_wrong_method_are_problems(client: FlaskClient) -> Non
 def test_schema_violations_list_every_one_with_a_pointer_and_are_recorded(
         client: FlaskClient, pricing: Platform, payload) -> None:
     response = client.post(PINNED, json=payload("quote_many_violations.json"))
-    doc = assert_problem(response, 422)
+    doc = assert_problem(response, 422, "invalid-input")
     assert doc["type"].endswith("invalid-input")
     paths = sorted(e["path"] for e in doc["errors"])
     assert paths == ["", "/driver_age", "/vehicle"]  # additionalProperties at the root, and both fields
@@ -93,13 +88,13 @@ def test_schema_violations_list_every_one_with_a_pointer_and_are_recorded(
 
 
 def test_an_array_where_an_object_is_expected_is_422(client: FlaskClient) -> None:
-    doc = assert_problem(client.post(PINNED, json=[1, 2]), 422)
+    doc = assert_problem(client.post(PINNED, json=[1, 2]), 422, "invalid-input")
     assert doc["errors"][0]["path"] == ""
 
 
 def test_model_rejection_is_422_with_its_code_and_recorded(client: FlaskClient, pricing: Platform,
                                                            payload) -> None:
-    doc = assert_problem(client.post(PINNED, json=payload("quote_unknown_vehicle.json")), 422)
+    doc = assert_problem(client.post(PINNED, json=payload("quote_unknown_vehicle.json")), 422, "rejected")
     assert doc["type"].endswith("rejected")
     assert doc["code"] == "unknown_vehicle"
     assert "tractor" in doc["detail"]
@@ -112,7 +107,7 @@ def test_model_exception_is_500_without_trace_and_recorded(platform: Platform) -
     platform.add("fragile", {"1.0.0": Raises("boom: secret internal detail")})
     client = platform.app().test_client()
     response = client.post("/models/fragile/predict", json={"a": 1})
-    doc = assert_problem(response, 500)
+    doc = assert_problem(response, 500, "model-error")
     assert doc["type"].endswith("model-error")
     assert "secret internal detail" not in response.get_data(as_text=True)
     assert "Traceback" not in response.get_data(as_text=True)
@@ -134,9 +129,10 @@ def test_not_ready_and_no_answer_without_a_record_when_the_database_is_unreachab
     app = create_app(pricing.settings(), store=pricing.store, audit=PostgresAuditLog(_closed_port_url()))
     client = app.test_client()
     assert client.get("/healthz").status_code == 200
-    ready = assert_problem(client.get("/readyz"), 503)
+    ready = assert_problem(client.get("/readyz"), 503, "not-ready")
     assert ready["checks"]["database"] == "unreachable"
-    refused = assert_problem(client.post(PINNED, json={"vehicle": "suv", "driver_age": 30}), 503)
+    refused = assert_problem(client.post(PINNED, json={"vehicle": "suv", "driver_age": 30}), 503,
+                             "audit-unavailable")
     assert "inference_id" not in refused
 
 
@@ -148,4 +144,18 @@ def test_ready_when_models_loaded_and_database_reachable(client: FlaskClient) ->
 
 
 def test_routing_key_header_is_bounded(client: FlaskClient) -> None:
-    assert_problem(client.post("/models/auto_pricing/predict", json={}, headers={"X-Routing-Key": "k" * 1000}), 400)
+    long_key = {"X-Routing-Key": "k" * 1000}
+    assert_problem(client.post("/models/auto_pricing/predict", json={}, headers=long_key), 400, "bad-request")
+
+
+def test_a_bug_outside_the_model_is_a_500_problem_without_the_trace(pricing: Platform) -> None:
+    app = pricing.app()
+
+    def broken() -> None:
+        raise RuntimeError("secret internal state")
+
+    app.add_url_rule("/broken", view_func=broken)  # stands for a bug in our own code
+    response = app.test_client().get("/broken")
+    doc = assert_problem(response, 500, "about:blank")
+    assert doc["detail"] == "unexpected error; it has been logged"
+    assert b"secret" not in response.data and b"Traceback" not in response.data

@@ -93,6 +93,7 @@ def test_chunked_body_over_the_limit_is_413_under_gunicorn(platform: Platform, g
                              headers={"Content-Type": "application/json"}, timeout=30)
     assert response.status_code == 413
     assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:modelplatform:problem:payload-too-large"
     small = requests.post(server.url + "/models/auto_pricing/predict", data=iter([json.dumps(QUOTE).encode()]),
                           headers={"Content-Type": "application/json"}, timeout=30)
     assert small.status_code == 200
@@ -106,9 +107,10 @@ def test_requests_gunicorn_refuses_itself_get_problem_json_too(platform: Platfor
         response = requests.post(server.url + "/models/auto_pricing/predict", json=QUOTE, headers=headers, timeout=10)
         assert response.status_code == status
         assert response.headers["Content-Type"] == "application/problem+json"
-        assert response.json()["status"] == status
+        assert response.json()["status"] == status and response.json()["type"] == "about:blank"
     long_url = requests.get(server.url + "/models/" + "m" * 10_000, timeout=10)
     assert long_url.status_code == 414 and long_url.json()["status"] == 414
+    assert long_url.json()["type"] == "about:blank"
 
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
         raw.sendall(b"NOT HTTP AT ALL\r\n\r\n")
@@ -117,7 +119,7 @@ def test_requests_gunicorn_refuses_itself_get_problem_json_too(platform: Platfor
             answer += chunk
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400") and b"application/problem+json" in head
-    assert json.loads(body)["status"] == 400
+    assert json.loads(body)["status"] == 400 and json.loads(body)["type"] == "about:blank"
     # and the service is unharmed
     assert requests.post(server.url + "/models/auto_pricing/predict", json=QUOTE, timeout=10).status_code == 200
 

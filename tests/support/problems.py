@@ -1,0 +1,23 @@
+"""The one check every error test makes: an RFC 9457 problem+json with the expected status and type."""
+from __future__ import annotations
+
+from typing import Any
+
+from modelplatform.errors import PROBLEM_BASE
+
+
+def problem_type(slug: str) -> str:
+    """``about:blank`` as is (Werkzeug's and gunicorn's own errors), else our URN for ``slug``."""
+    return slug if slug == "about:blank" else PROBLEM_BASE + slug
+
+
+def assert_problem(response: Any, status: int, slug: str) -> dict[str, Any]:
+    """Assert a Flask test response is problem+json (never HTML) of ``status`` and type ``slug``; return it."""
+    assert response.status_code == status, response.data[:300]
+    assert response.mimetype == "application/problem+json"
+    assert b"<html" not in response.data.lower()
+    doc = response.get_json()
+    assert doc["status"] == status
+    assert doc["type"] == problem_type(slug), doc
+    assert doc["title"] and doc["detail"]
+    return doc
