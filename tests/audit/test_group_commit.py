@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -75,6 +76,17 @@ def test_unreachable_database_without_spool_answers_unavailable(audit_logs) -> N
         audit.record(make_record())
     assert audit.failed_total == 1
     assert audit.health().can_record is False
+
+
+def test_a_database_that_accepts_but_never_answers_gives_503_after_wait_timeout(audit_logs) -> None:
+    # a real socket that completes the TCP handshake and then stays silent, like a hung server
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        audit = audit_logs(f"postgresql://nobody@127.0.0.1:{port}/db", spool_dir=None, wait_timeout=0.5)
+        with pytest.raises(AuditUnavailable):
+            audit.record(make_record())
+        # the request gave up on its own deadline: the writer, still waiting on the connection, had not failed it
+        assert audit.failed_total == 0 and audit.committed_total == 0
 
 
 def test_unreachable_database_spools_and_fsyncs_before_returning(tmp_path: Path, audit_logs) -> None:
