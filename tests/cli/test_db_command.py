@@ -74,3 +74,26 @@ def test_platform_directory_is_never_a_package() -> None:
     result = subprocess.run([sys.executable, "-c", "import platform, boto3, uuid; print(platform.python_version())"],
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def _db_upgrade(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "modelplatform.cli", "db", "upgrade", *args], cwd=ROOT,
+                          env={**os.environ, "DATABASE_URL": url}, capture_output=True, text=True, timeout=120)
+
+
+def test_unreachable_database_fails_the_release_with_the_reason_not_a_traceback() -> None:
+    result = _db_upgrade("postgresql://postgres@127.0.0.1:1/postgres")
+    assert result.returncode == 2
+    # (Alembic's own INFO lines come first)
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("modelplatform db upgrade: cannot migrate the database (OperationalError: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_revision_is_refused_with_its_name(empty_database: str) -> None:
+    result = _db_upgrade(empty_database, "9999")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "modelplatform db upgrade: Can't locate revision identified by '9999'")
+    assert "Traceback" not in result.stderr
+    assert "inferences" not in _tables(empty_database)

@@ -158,6 +158,11 @@ def test_without_a_store_it_asks_for_one(cli, write_config, clean_config, monkey
     assert run.code == 2
     assert "MODEL_STORE_URL" in run.err and "--no-store" in run.err
 
+    run = cli("check-config", str(write_config(clean_config)), "--store", "http://x/y")
+    assert run.code == 2
+    assert run.err == ("modelplatform check-config: MODEL_STORE_URL must look like s3://bucket/prefix, "
+                       "got 'http://x/y'\n")
+
 
 @pytest.mark.parametrize("content, expected", [
     (None, "cannot read config file"),

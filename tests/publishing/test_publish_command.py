@@ -166,6 +166,10 @@ def test_missing_file_and_missing_store_are_clear_errors(cli, tmp_path, monkeypa
     run = cli("publish", str(model_file(Echo())), "--model", "m", "--version", "1.0.0")
     assert run.code == 2 and "MODEL_STORE_URL" in run.err
 
+    run = cli("publish", str(model_file(Echo())), "--model", "m", "--version", "1.0.0", "--store", "http://x/y")
+    assert run.code == 2
+    assert run.err == "modelplatform publish: MODEL_STORE_URL must look like s3://bucket/prefix, got 'http://x/y'\n"
+
 
 def test_missing_bucket_is_an_error_not_a_crash(cli, model_file, s3_endpoint) -> None:
     run = cli("publish", str(model_file(Echo())), "--model", "m", "--version", "1.0.0",

@@ -7,13 +7,26 @@ import sys
 
 
 def _upgrade(args: argparse.Namespace) -> int:
+    from alembic.util import CommandError
+    from sqlalchemy.exc import SQLAlchemyError
+
     from modelplatform import db
 
     url = os.environ.get("DATABASE_URL", "")
     if not url:
         print("modelplatform db upgrade: DATABASE_URL is not set", file=sys.stderr)
         return 2
-    db.upgrade(url, args.revision)
+    try:
+        db.upgrade(url, args.revision)
+    except CommandError as exc:  # e.g. an unknown revision
+        print(f"modelplatform db upgrade: {exc}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        # the release must fail with the reason, not a traceback through Alembic's internals
+        reason = str(exc.__cause__ or exc).strip().splitlines()[0]
+        print(f"modelplatform db upgrade: cannot migrate the database ({type(exc).__name__}: {reason})",
+              file=sys.stderr)
+        return 2
     print(f"database upgraded to {args.revision}")
     return 0
 

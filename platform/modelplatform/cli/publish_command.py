@@ -45,6 +45,10 @@ def _publish(args: argparse.Namespace) -> int:
         return 2
     try:
         store = S3ModelStore(StoreLocation.parse(store_url))
+    except ValueError as exc:  # a malformed store URL: the command cannot run, like a missing one
+        print(f"modelplatform publish: {exc}", file=sys.stderr)
+        return 2
+    try:
         size = os.path.getsize(args.file) if os.path.isfile(args.file) else 0
         with _progress(size) as on_position:
             published = publish_file(args.file, args.model, args.version, store,
