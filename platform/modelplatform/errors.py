@@ -66,6 +66,16 @@ class BadRequest(ProblemError):
     status, slug, title = 400, "bad-request", "Bad request"
 
 
+class NumberPrecision(ProblemError):
+    """Numbers a 64-bit float cannot hold exactly; ``errors`` lists each as ``{"path", "message"}``.
+
+    Refused because the validator and the model would see a rounded value while the audit row kept the
+    digits as written (docs/validation.md, "Numbers").
+    """
+
+    status, slug, title = 400, "number-precision", "A number cannot be represented exactly"
+
+
 class Unauthorized(ProblemError):
     """No, malformed or unknown API key (only when API keys are configured)."""
 
