@@ -62,6 +62,13 @@ class MalformedJSON(ProblemError):
     status, slug, title = 400, "malformed-json", "Request body is not valid JSON"
 
 
+class MalformedBody(ProblemError):
+    """The body itself did not arrive intact: bad chunked framing, or the connection ended before the
+    announced ``Content-Length``. Nothing of it is used."""
+
+    status, slug, title = 400, "malformed-body", "Request body is malformed or incomplete"
+
+
 class BadRequest(ProblemError):
     status, slug, title = 400, "bad-request", "Bad request"
 

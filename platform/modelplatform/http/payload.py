@@ -7,9 +7,10 @@ from decimal import Decimal
 from typing import Any, BinaryIO
 
 from flask import Request
+from gunicorn.http.errors import ParseException
 
 from modelplatform import encoding
-from modelplatform.errors import BadRequest, MalformedJSON, NumberPrecision, PayloadTooLarge, UnsupportedMediaType
+from modelplatform.errors import BadRequest, MalformedBody, MalformedJSON, NumberPrecision, PayloadTooLarge, UnsupportedMediaType
 
 
 def _is_json_media_type(mimetype: str) -> bool:
@@ -137,12 +138,38 @@ def _read_bounded(stream: BinaryIO, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
+def _read_body(request: Request, max_bytes: int) -> bytes:
+    """The raw body, at most ``max_bytes`` + 1 bytes of it.
+
+    Raises :class:`MalformedBody` when the body does not arrive intact. gunicorn de-chunks the body
+    while the app reads it, so its parser's errors (a chunk size like ``0x22`` or ``-1``, a missing
+    CRLF, the connection ending mid-chunk: ``gunicorn.http.errors.ParseException`` and ``NoMoreData``,
+    an ``IOError``) surface here, whatever the worker class, and are the client's error, not a crash.
+    """
+    try:
+        if request.content_length is None and request.environ.get("wsgi.input_terminated"):
+            raw = _read_bounded(request.environ["wsgi.input"], max_bytes)
+        else:
+            raw = request.get_data(cache=False)
+    except (ParseException, OSError) as exc:
+        reason = str(exc).strip() or type(exc).__name__
+        raise MalformedBody(f"the request body could not be read: {type(exc).__name__}: {reason[:200]} "
+                            "(malformed chunked encoding, or the connection ended mid-body)") from None
+    if request.content_length is not None and len(raw) < request.content_length:
+        # a server that trusts the stream (wsgi.input_terminated) hands over what arrived: a prefix that
+        # happens to be valid JSON must not be taken for the body the client meant
+        raise MalformedBody(f"the request body ended after {len(raw)} of the {request.content_length} bytes "
+                            "announced by Content-Length (truncated)")
+    return raw
+
+
 def read_json(request: Request, max_bytes: int) -> tuple[Any, bytes]:
     """The decoded body and its raw bytes.
 
     Raises :class:`UnsupportedMediaType` (415) unless ``Content-Type`` is JSON,
     :class:`PayloadTooLarge` (413) over ``max_bytes`` (checked on ``Content-Length`` before reading,
-    and enforced while reading a chunked body), :class:`MalformedJSON` (400) for invalid JSON,
+    and enforced while reading a chunked body), :class:`MalformedBody` (400) when the body does not
+    arrive intact (bad chunking, shorter than ``Content-Length``), :class:`MalformedJSON` (400) for invalid JSON,
     invalid UTF-8, lone UTF-16 surrogate escapes, NaN/Infinity, numbers that overflow a double, or
     nesting deeper than 1024, and :class:`BadRequest` (400) for U+0000 in a string, which Postgres
     ``jsonb`` cannot store; :class:`NumberPrecision` (400) for numbers a 64-bit float cannot hold
@@ -154,10 +181,7 @@ def read_json(request: Request, max_bytes: int) -> tuple[Any, bytes]:
         raise UnsupportedMediaType(f"Content-Type must be application/json, got {shown}")
     if request.content_length is not None and request.content_length > max_bytes:
         raise PayloadTooLarge(f"request body of {request.content_length} bytes exceeds the limit of {max_bytes} bytes")
-    if request.content_length is None and request.environ.get("wsgi.input_terminated"):
-        raw = _read_bounded(request.environ["wsgi.input"], max_bytes)
-    else:
-        raw = request.get_data(cache=False)
+    raw = _read_body(request, max_bytes)
     if len(raw) > max_bytes:
         raise PayloadTooLarge(f"request body exceeds the limit of {max_bytes} bytes")
     try:
