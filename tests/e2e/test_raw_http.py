@@ -16,6 +16,7 @@ from modelplatform.settings import StoreLocation
 from modelplatform.store import S3ModelStore
 from support import Platform
 from support.models import Echo, Pricer
+from modelplatform.routing import assign
 from support.processes import gunicorn_web
 
 pytestmark = pytest.mark.slow
@@ -35,7 +36,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str, engine: s
                         database_url=database_url, workdir=workdir)
     platform.add("echo", {"1.0.0": Echo()})
     platform.add("auto_pricing", {"1.0.0": Pricer("300.00", "v1"), "1.1.0": Pricer("310.00", "v2")},
-                 default="1.0.0", ab_test={"name": "raw-http-split", "weights": {"1.0.0": 50, "1.1.0": 50},
+                 default="1.0.0", ab_test={"name": "sticky-split", "weights": {"1.0.0": 50, "1.1.0": 50},
                                            "sticky_key": "/customer_id"})
     log = workdir / "server.log"
     with gunicorn_web(platform.env(), workers=1, log_path=log) as base:
@@ -148,3 +149,40 @@ def test_a_body_shorter_than_its_content_length_is_400_even_when_what_arrived_is
     assert json.loads(body)["type"] == "urn:modelplatform:problem:malformed-body"
     assert platform.rows("request_id = :r", r=request_id) == []
     assert crash_lines(log)[before:] == []
+
+
+def _post(base: str, path: str, body: dict, headers: bytes = b"") -> tuple[int, dict]:
+    data = json.dumps(body).encode()
+    request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(data)}\r\nConnection: close\r\n").encode() + headers + b"\r\n" + data
+    status, _, answer = parse(exchange(base, request))
+    return status, json.loads(answer)
+
+
+def test_a_utf8_routing_key_header_routes_and_is_stored_like_the_same_key_in_the_body(
+        served: tuple[Platform, str, Path]) -> None:
+    platform, base, _ = served
+    weights = {"1.0.0": 50, "1.1.0": 50}
+    # the test name is chosen so that the key and its Latin-1 misreading ("ZoÃ«") land on different arms
+    assert assign("sticky-split", weights, "Zoë") != assign("sticky-split", weights, "Zoë".encode().decode("latin-1"))
+    quote = {"vehicle": "suv", "driver_age": 40}
+
+    by_header = _post(base, "/models/auto_pricing/predict", {**quote, "customer_id": "someone-else"},
+                      "X-Routing-Key: Zoë\r\n".encode("utf-8"))
+    by_body = _post(base, "/models/auto_pricing/predict", {**quote, "customer_id": "Zoë"})
+
+    assert by_header[0] == by_body[0] == 200
+    assert by_header[1]["version"] == by_body[1]["version"] == assign("sticky-split", weights, "Zoë")
+    rows = {str(r["id"]): r["routing_key"] for r in platform.rows("model = 'auto_pricing'")}
+    assert rows[by_header[1]["inference_id"]] == rows[by_body[1]["inference_id"]] == "Zoë"
+
+
+def test_a_routing_key_header_that_is_not_utf8_is_400_saying_how_to_send_it(served: tuple[Platform, str, Path]) -> None:
+    platform, base, _ = served
+    request_id = f"latin1-{uuid.uuid4().hex[:8]}"
+    status, problem = _post(base, "/models/auto_pricing/predict", {"vehicle": "suv", "driver_age": 40},
+                            b"X-Routing-Key: Zo\xeb\r\nX-Request-ID: " + request_id.encode() + b"\r\n")
+    assert status == 400
+    assert problem["type"] == "urn:modelplatform:problem:bad-request"
+    assert "UTF-8" in problem["detail"] and "sticky_key" in problem["detail"]
+    assert platform.rows("request_id = :r", r=request_id) == []
