@@ -8,6 +8,14 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 PROBLEM_BASE = "urn:modelplatform:problem:"
+# what a problem echoes from the request (a model name from the URL, a media type) is cut to this
+MAX_ECHO_CHARS = 80
+
+
+def echo(text: str) -> str:
+    """``text`` taken from a request, cut to :data:`MAX_ECHO_CHARS` (marked with "…") for a problem body:
+    a 4 KB model name in the URL must not come back whole."""
+    return text if len(text) <= MAX_ECHO_CHARS else text[:MAX_ECHO_CHARS - 1] + "…"
 
 
 class ModelRejected(Exception):

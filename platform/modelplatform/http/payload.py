@@ -10,7 +10,8 @@ from flask import Request
 from gunicorn.http.errors import ParseException
 
 from modelplatform import encoding
-from modelplatform.errors import BadRequest, MalformedBody, MalformedJSON, NumberPrecision, PayloadTooLarge, UnsupportedMediaType
+from modelplatform.errors import (BadRequest, MalformedBody, MalformedJSON, NumberPrecision, PayloadTooLarge,
+                                  UnsupportedMediaType, echo)
 
 
 def _is_json_media_type(mimetype: str) -> bool:
@@ -177,7 +178,7 @@ def read_json(request: Request, max_bytes: int) -> tuple[Any, bytes]:
     model and the audit row see the same document.
     """
     if not _is_json_media_type(request.mimetype):
-        shown = request.mimetype or "none"
+        shown = echo(request.mimetype) if request.mimetype else "none"
         raise UnsupportedMediaType(f"Content-Type must be application/json, got {shown}")
     if request.content_length is not None and request.content_length > max_bytes:
         raise PayloadTooLarge(f"request body of {request.content_length} bytes exceeds the limit of {max_bytes} bytes")
