@@ -17,6 +17,7 @@ import pytest
 from modelplatform.publishing import publish_file
 from modelplatform.settings import StoreLocation
 from modelplatform.store import S3ModelStore, VersionExists, WriteNotConfirmed
+from race_support import race, winners
 from support.s3proxy import s3_proxy
 
 MIB = 1024 * 1024
@@ -141,29 +142,18 @@ def test_racing_multipart_publishers_exactly_one_wins_and_no_upload_is_left_behi
     files = [tmp_path / f"racer{i}.dill" for i in range(2)]
     for path in files:
         path.write_bytes(os.urandom(6 * MIB))
-    barrier = threading.Barrier(2, timeout=30)
-    results: list[object] = [None, None]
 
-    def race(i: int) -> None:
+    def publisher(path: Path):
         own = S3ModelStore(store.location, boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]))
-        data = files[i].read_bytes()
-        barrier.wait()
-        try:  # straight to the store: publish_file's early exists() check could hide a lost race
-            results[i] = own.publish("racer", "1.0.0", data, hashlib.sha256(data).hexdigest(),
-                                     multipart_threshold=5 * MIB, part_bytes=5 * MIB)
-        except VersionExists as exc:
-            results[i] = exc
+        data = path.read_bytes()
+        # straight to the store: publish_file's early exists() check could hide a lost race
+        return lambda: own.publish("racer", "1.0.0", data, hashlib.sha256(data).hexdigest(),
+                                   multipart_threshold=5 * MIB, part_bytes=5 * MIB)
 
-    threads = [threading.Thread(target=race, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads)
+    results = race([publisher(path) for path in files])
 
-    winners = [i for i, r in enumerate(results) if not isinstance(r, VersionExists)]
-    assert len(winners) == 1, results
-    assert stored() == {"registry/racer/1.0.0.dill": files[winners[0]].read_bytes()}
+    (winner,) = winners(results)
+    assert stored() == {"registry/racer/1.0.0.dill": files[winner].read_bytes()}
     uploads = atomic.client.list_multipart_uploads(Bucket=store.location.bucket)
     assert uploads.get("Uploads", []) == []  # the loser aborted its upload
 
