@@ -15,6 +15,7 @@ be parsed on its own, so one run lists every problem.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,8 @@ from modelplatform import artifacts, encoding, loadcheck, versions
 from modelplatform.config import ConfigError, ConfigProblem, Example, ModelSpec, load_config, parse_config
 from modelplatform.store import ArtifactError, S3ModelStore
 from modelplatform.validation import CompiledSchema
+
+log = logging.getLogger(__name__)
 
 CONFIG, STORE, MODEL, EXAMPLE = "config", "store", "model", "example"
 MAX_SHOWN_JSON_CHARS = 300
@@ -199,3 +202,19 @@ def same_json(a: Any, b: Any) -> bool:
 def _show(value: Any) -> str:
     text = json.dumps(value, sort_keys=True)
     return text if len(text) <= MAX_SHOWN_JSON_CHARS else text[:MAX_SHOWN_JSON_CHARS - 1] + "…"
+
+
+def conditional_write_problems(store: S3ModelStore) -> list[Problem]:
+    """A store problem when ``store`` accepts a second conditional write (``If-None-Match: *``) of a scratch
+    key: publishing there could not refuse an existing version or a racing publisher. A store that
+    cannot be probed (credentials that may only read, as CI's should) is logged, not a problem."""
+    honoured = store.probe_conditional_writes()
+    if honoured is None:
+        log.warning("could not probe whether %s honours conditional writes (no permission to write a scratch "
+                    "key?); publishing relies on them", store.location)
+        return []
+    if honoured:
+        return []
+    return [Problem(STORE, f"the store {store.location} does not honour conditional writes (If-None-Match: *): "
+                           "it accepted a second write of the same key, so publish cannot refuse an existing "
+                           "version or a racing publisher; use a store that does (AWS S3, MinIO, LocalStack)")]

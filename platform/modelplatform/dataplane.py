@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from modelplatform import encoding
-from modelplatform.audit import AuditLog, InferenceRecord
+from modelplatform.audit import AuditLog, InferenceRecord, bounds
 from modelplatform.audit.records import Status
 from modelplatform.errors import InvalidInput, ModelFailed, ModelRejected, Rejected
 from modelplatform.registry import LoadedVersion, Registry
@@ -66,11 +66,13 @@ class DataPlane:
     """Serves predictions from a :class:`Registry`, recording each through an :class:`AuditLog`."""
 
     def __init__(self, registry: Registry, audit: AuditLog, router: Router | None = None,
-                 shadows: ShadowDispatcher | None = None) -> None:
+                 shadows: ShadowDispatcher | None = None, *,
+                 max_invalid_input_bytes: int = bounds.DEFAULT_MAX_INVALID_INPUT_BYTES) -> None:
         self.registry = registry
         self.audit = audit
         self.router = router if router is not None else DefaultRouter()
         self.shadows = shadows
+        self.max_invalid_input_bytes = max_invalid_input_bytes
 
     def route(self, request: PredictRequest) -> tuple[LoadedVersion, Route]:
         """Resolve the version. Raises :class:`UnknownModel`/:class:`UnknownVersion` (nothing is recorded)."""
@@ -124,12 +126,13 @@ class DataPlane:
         created_at = datetime.now(timezone.utc)
         input_json = self._input_json(request)
 
-        def record(status: Status, output_json: bytes | None = None, error: dict[str, Any] | None = None) -> float:
+        def record(status: Status, output_json: bytes | None = None, error: dict[str, Any] | None = None,
+                   recorded_input: str = input_json) -> float:
             latency_ms = (time.perf_counter() - started) * 1000.0
             self.audit.record(InferenceRecord(
                 id=inference_id, created_at=created_at, model=loaded.model, version=loaded.version,
                 routed_by=route.routed_by, experiment=route.experiment, routing_key=route.routing_key,
-                status=status, input_json=input_json,
+                status=status, input_json=recorded_input,
                 output_json=None if output_json is None else output_json.decode(),
                 error_json=None if error is None else encoding.dumps(error).decode(),
                 latency_ms=latency_ms, request_id=request.request_id, artifact_sha256=loaded.sha256,
@@ -140,7 +143,10 @@ class DataPlane:
         violations = loaded.validator.violations(request.payload)
         if violations:
             errors = [v.as_dict() for v in violations]
-            record("invalid_input", error={"errors": errors})
+            # the model never saw this input: what the row keeps of it is bounded (audit/bounds.py)
+            recorded, clipped = bounds.invalid_input_json(input_json, self.max_invalid_input_bytes)
+            record("invalid_input", error=bounds.invalid_input_error(errors, input_clipped=clipped),
+                   recorded_input=recorded)
             raise InvalidInput(
                 f"{len(errors)} schema violation(s) for {loaded.model} {loaded.version}",
                 inference_id=inference_id, errors=errors,

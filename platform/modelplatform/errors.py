@@ -8,6 +8,14 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 PROBLEM_BASE = "urn:modelplatform:problem:"
+# what a problem echoes from the request (a model name from the URL, a media type) is cut to this
+MAX_ECHO_CHARS = 80
+
+
+def echo(text: str) -> str:
+    """``text`` taken from a request, cut to :data:`MAX_ECHO_CHARS` (marked with "…") for a problem body:
+    a 4 KB model name in the URL must not come back whole."""
+    return text if len(text) <= MAX_ECHO_CHARS else text[:MAX_ECHO_CHARS - 1] + "…"
 
 
 class ModelRejected(Exception):
@@ -62,8 +70,25 @@ class MalformedJSON(ProblemError):
     status, slug, title = 400, "malformed-json", "Request body is not valid JSON"
 
 
+class MalformedBody(ProblemError):
+    """The body itself did not arrive intact: bad chunked framing, or the connection ended before the
+    announced ``Content-Length``. Nothing of it is used."""
+
+    status, slug, title = 400, "malformed-body", "Request body is malformed or incomplete"
+
+
 class BadRequest(ProblemError):
     status, slug, title = 400, "bad-request", "Bad request"
+
+
+class NumberPrecision(ProblemError):
+    """Numbers a 64-bit float cannot hold exactly; ``errors`` lists each as ``{"path", "message"}``.
+
+    Refused because the validator and the model would see a rounded value while the audit row kept the
+    digits as written (docs/validation.md, "Numbers").
+    """
+
+    status, slug, title = 400, "number-precision", "A number cannot be represented exactly"
 
 
 class Unauthorized(ProblemError):

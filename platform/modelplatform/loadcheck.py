@@ -4,7 +4,8 @@ The parent side is :func:`check_file`; the child side is this module's ``__main_
 
     python -m modelplatform.loadcheck FILE --model NAME --version V [--run-inputs]
 
-The child loads FILE with :func:`modelplatform.artifacts.load_predictor` (so "loads" means exactly what
+The child runs with :func:`modelplatform.childenv.loading_env` (no credentials, whatever they are called)
+and loads FILE with :func:`modelplatform.artifacts.load_predictor` (so "loads" means exactly what
 it means for the server), and with ``--run-inputs`` reads a JSON array of inputs on stdin and passes
 each to ``predict``. It writes one JSON report on its original stdout; anything the model prints goes
 to stderr, so a chatty model cannot corrupt the report. Exit status 0 means the report was written.
@@ -20,6 +21,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from modelplatform import childenv
 
 DEFAULT_TIMEOUT_SECONDS = 120.0
 MAX_STDERR_CHARS = 2000
@@ -69,8 +72,11 @@ def check_file(path: str | Path, model: str, version: str, inputs: list[Any] | N
         command.append("--run-inputs")
         stdin = json.dumps(inputs).encode()
     # its own process group, so a timeout also kills whatever the model's code started
+    # unpickling runs the file's code: the child gets the allow-listed environment, never the caller's
+    # credentials (AWS keys, DATABASE_URL, API keys, CI tokens)
     with subprocess.Popen(command, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True) as child:
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                          env=childenv.loading_env()) as child:
         try:
             stdout, stderr = child.communicate(stdin, timeout=timeout)
         except subprocess.TimeoutExpired:

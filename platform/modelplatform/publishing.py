@@ -1,7 +1,7 @@
 """Publishing a model file: validate the name and version, prove the file loads, upload it once.
 
 A published version is immutable: the upload is a conditional write that S3 refuses when the key
-exists (see :meth:`modelplatform.store.S3ModelStore.publish`).
+exists, confirmed by reading back what the store holds (see :meth:`modelplatform.store.S3ModelStore.publish`).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from modelplatform import loadcheck, versions
-from modelplatform.store import S3ModelStore, VersionExists
+from modelplatform.store import MULTIPART_THRESHOLD, S3ModelStore, VersionExists
 
 # the same pattern as model names in the shipped config JSON Schema
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -106,14 +106,18 @@ class _ProgressReader:
 
 def publish_file(path: str | Path, model: str, version: str, store: S3ModelStore, *, load_check: bool = True,
                  load_timeout: float = loadcheck.DEFAULT_TIMEOUT_SECONDS,
-                 on_position: Callable[[int], None] | None = None) -> Published:
+                 on_position: Callable[[int], None] | None = None,
+                 multipart_threshold: int = MULTIPART_THRESHOLD, part_bytes: int | None = None) -> Published:
     """Publish ``path`` as ``model`` ``version``.
 
     Unless ``load_check`` is false, first loads the file in a child process and refuses it when it does
     not deserialize into an object with ``predict`` (nothing is uploaded then). ``on_position`` receives
-    the upload position in bytes. Raises :class:`PublishError` for a bad name, version or file,
-    :class:`~modelplatform.store.VersionExists` when the version is already published, and
-    :class:`~modelplatform.store.ArtifactError` when the store cannot be written.
+    the upload position in bytes. Files over ``multipart_threshold`` bytes go up in parts of
+    ``part_bytes`` (see :meth:`~modelplatform.store.S3ModelStore.publish`, which also reads back what
+    the store holds). Raises :class:`PublishError` for a bad name, version or file,
+    :class:`~modelplatform.store.VersionExists` when the version is already published,
+    :class:`~modelplatform.store.WriteNotConfirmed` when the store holds other bytes after the write,
+    and :class:`~modelplatform.store.ArtifactError` when the store cannot be written.
     """
     validate_name(model)
     validate_version(version)
@@ -133,5 +137,5 @@ def publish_file(path: str | Path, model: str, version: str, store: S3ModelStore
     size = path.stat().st_size
     with path.open("rb") as f:
         body = f if on_position is None else _ProgressReader(f, on_position)
-        store.publish(model, version, body, sha256)
+        store.publish(model, version, body, sha256, multipart_threshold=multipart_threshold, part_bytes=part_bytes)
     return Published(model=model, version=version, sha256=sha256, size=size, url=store.url(model, version))

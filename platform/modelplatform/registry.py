@@ -15,7 +15,7 @@ from typing import Any
 
 from modelplatform import artifacts, versions
 from modelplatform.config import Example, ModelsConfig, ModelSpec
-from modelplatform.errors import StartupError, UnknownModel, UnknownVersion
+from modelplatform.errors import StartupError, UnknownModel, UnknownVersion, echo
 from modelplatform.store import ArtifactError, S3ModelStore
 from modelplatform.validation import CompiledSchema
 
@@ -58,9 +58,9 @@ class RegisteredModel:
             return self.versions[version]
         except KeyError:
             raise UnknownVersion(
-                f"model {self.name!r} has no active version {version!r}; "
+                f"model {self.name!r} has no active version {echo(version)!r}; "
                 f"active versions: {', '.join(self.spec.active_versions)}",
-                model=self.name, version=version,
+                model=self.name, version=echo(version),
             ) from None
 
 
@@ -82,7 +82,7 @@ class Registry:
         try:
             return self._models[name]
         except KeyError:
-            raise UnknownModel(f"no model named {name!r}", model=name) from None
+            raise UnknownModel(f"no model named {echo(name)!r}", model=echo(name)) from None
 
     def get(self, name: str, version: str | None = None) -> LoadedVersion:
         """The pinned ``version`` of ``name``, or its default. Raises :class:`UnknownModel`/:class:`UnknownVersion`."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from modelplatform.audit.bounds import DEFAULT_MAX_INVALID_INPUT_BYTES
 from modelplatform.errors import StartupError
 
 DEFAULT_CONFIG_PATH = "config/models.json"
@@ -56,10 +57,13 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     # None: no outage spool (an unreachable database answers 503)
     audit_spool_dir: Path | None = Path(DEFAULT_AUDIT_SPOOL_DIR)
+    # an invalid input (never seen by the model) larger than this is recorded as a stand-in (audit/bounds.py)
+    audit_max_invalid_input_bytes: int = DEFAULT_MAX_INVALID_INPUT_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        """Read ``DATABASE_URL``, ``MODEL_STORE_URL``, ``MODELS_CONFIG``, ``MAX_BODY_BYTES``, ``AUDIT_SPOOL_DIR``.
+        """Read ``DATABASE_URL``, ``MODEL_STORE_URL``, ``MODELS_CONFIG``, ``MAX_BODY_BYTES``, ``AUDIT_SPOOL_DIR``,
+        ``AUDIT_MAX_INVALID_INPUT_BYTES``.
 
         Raises :class:`StartupError` listing every missing or malformed variable.
         """
@@ -94,6 +98,17 @@ class Settings:
             except ValueError:
                 problems.append(f"MAX_BODY_BYTES must be a positive integer, got {raw_max!r}")
 
+        max_invalid = DEFAULT_MAX_INVALID_INPUT_BYTES
+        raw_max_invalid = env.get("AUDIT_MAX_INVALID_INPUT_BYTES", "").strip()
+        if raw_max_invalid:
+            try:
+                max_invalid = int(raw_max_invalid)
+                if max_invalid < 0:
+                    raise ValueError
+            except ValueError:
+                problems.append(f"AUDIT_MAX_INVALID_INPUT_BYTES must be a whole number of bytes ≥ 0, "
+                                f"got {raw_max_invalid!r}")
+
         raw_spool = env.get("AUDIT_SPOOL_DIR", "").strip() or DEFAULT_AUDIT_SPOOL_DIR
         audit_spool_dir = None if raw_spool.lower() == AUDIT_SPOOL_OFF else Path(raw_spool)
 
@@ -106,4 +121,5 @@ class Settings:
             config_path=config_path,
             max_body_bytes=max_body,
             audit_spool_dir=audit_spool_dir,
+            audit_max_invalid_input_bytes=max_invalid,
         )

@@ -63,6 +63,27 @@ def test_unknown_model_and_version_are_404(client: FlaskClient) -> None:
     assert_problem(client.get("/models/auto_pricing/versions/9.9.9"), 404, "unknown-version")
 
 
+@pytest.mark.parametrize(("method", "path", "slug"), [
+    ("get", "/models/{long}", "unknown-model"),
+    ("post", "/models/{long}/predict", "unknown-model"),
+    ("get", "/models/auto_pricing/versions/{long}", "unknown-version"),
+    ("post", "/models/auto_pricing/versions/{long}/predict", "unknown-version"),
+])
+def test_404s_clip_what_they_echo_from_the_url(client: FlaskClient, method: str, path: str, slug: str) -> None:
+    long = "m" * 4000
+    response = getattr(client, method)(path.format(long=long), json={"vehicle": "suv", "driver_age": 30})
+    doc = assert_problem(response, 404, slug)
+    assert len(response.data) < 800, response.data[:200]
+    assert "m" * 64 in response.data.decode() and "m" * 200 not in response.data.decode()
+    assert "…" in doc["detail"]
+
+
+def test_415_clips_the_content_type_it_echoes(client: FlaskClient) -> None:
+    response = client.post(PINNED, data=b"{}", headers={"Content-Type": "text/" + "x" * 4000})
+    assert_problem(response, 415, "unsupported-media-type")
+    assert len(response.data) < 800
+
+
 def test_unknown_route_and_wrong_method_are_problems(client: FlaskClient) -> None:
     assert_problem(client.get("/no/such/route"), 404, "about:blank")
     wrong = assert_problem(client.get(PINNED), 405, "about:blank")

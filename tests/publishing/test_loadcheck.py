@@ -1,6 +1,7 @@
 """The child-process loader: what a model does while loading or predicting never reaches our process."""
 from __future__ import annotations
 
+import json
 import os
 
 from modelplatform import loadcheck
@@ -21,6 +22,38 @@ class ExitsOnLoad:
 
     def __reduce__(self):
         return (os._exit, (7,))
+
+
+class ReportsEnvironment:
+    """Records the environment variables it is unpickled in, and those predict runs in."""
+
+    def __init__(self) -> None:
+        self.at_load: list[str] = []
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.at_load = sorted(os.environ)
+
+    def predict(self, payload):
+        return {"at_load": self.at_load, "at_predict": sorted(os.environ)}
+
+
+def test_the_model_loads_and_predicts_without_the_callers_secrets(tmp_path, monkeypatch) -> None:
+    secrets = {"AWS_SECRET_ACCESS_KEY": "s3cr3t", "AWS_ACCESS_KEY_ID": "AKIA", "DATABASE_URL": "postgresql://u:pw@db/x",
+               "API_KEYS": "ci:0123456789abcdef", "GITHUB_TOKEN": "ghp_x"}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "env.dill"
+    path.write_bytes(dumps_by_value(ReportsEnvironment()))
+
+    report = loadcheck.check_file(path, "env", "1.0", [{}], timeout=60)
+
+    assert report.loaded, report.error
+    (outcome,) = report.outcomes
+    seen = json.loads(outcome.output_json)
+    assert "PATH" in seen["at_load"] and "PATH" in seen["at_predict"]  # it did read the environment
+    for names in seen.values():
+        assert not set(secrets) & set(names), names
 
 
 def test_a_model_printing_to_stdout_does_not_corrupt_the_report(tmp_path) -> None:

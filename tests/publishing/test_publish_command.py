@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import dill
@@ -16,6 +15,7 @@ from modelplatform.artifacts import sha256_hex
 from modelplatform.publishing import PublishError, publish_file
 from modelplatform.store import S3ModelStore, VersionExists
 
+from race_support import race, winners
 from support.models import Echo, Pricer
 
 
@@ -75,36 +75,23 @@ def test_republishing_a_version_is_refused_and_leaves_the_bytes_unchanged(cli, m
 
 
 def test_racing_publishers_of_one_version_exactly_one_wins(store: S3ModelStore, tmp_path: Path, stored) -> None:
-    racers = 6
     files = []
-    for i in range(racers):
+    for i in range(6):
         path = tmp_path / f"racer{i}.dill"
         path.write_bytes(os.urandom(256 * 1024))  # distinct bytes, so an overwrite would show
         files.append(path)
-    barrier = threading.Barrier(racers, timeout=30)
-    results: list[object] = [None] * racers
 
-    def race(i: int) -> None:
+    def publisher(path: Path):
         own_store = S3ModelStore(store.location)  # a publisher of its own, as on another machine
-        data = files[i].read_bytes()
-        barrier.wait()
+        data = path.read_bytes()
         # straight to the conditional write: publish_file's early exists() check could hide a lost race
-        try:
-            results[i] = own_store.publish("racer", "1.0.0", data, sha256_hex(data))
-        except VersionExists as exc:
-            results[i] = exc
+        return lambda: own_store.publish("racer", "1.0.0", data, sha256_hex(data))
 
-    threads = [threading.Thread(target=race, args=(i,)) for i in range(racers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
+    results = race([publisher(path) for path in files])
 
-    winners = [i for i, r in enumerate(results) if not isinstance(r, VersionExists)]
-    assert len(winners) == 1, results
-    assert all(isinstance(r, VersionExists) for i, r in enumerate(results) if i not in winners)
-    assert stored() == {"registry/racer/1.0.0.dill": files[winners[0]].read_bytes()}
+    (winner,) = winners(results)
+    assert all(isinstance(r, VersionExists) for i, r in enumerate(results) if i != winner)
+    assert stored() == {"registry/racer/1.0.0.dill": files[winner].read_bytes()}
 
 
 @pytest.mark.parametrize("content, expected", [

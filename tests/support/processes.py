@@ -52,12 +52,14 @@ def wait_ready(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = 
 
 
 @contextmanager
-def gunicorn_web(env: dict[str, str], *, workers: int = 2, timeout: float = 60.0) -> Iterator[str]:
-    """Run the Procfile ``web`` command on a free loopback port; yields its base URL."""
+def gunicorn_web(env: dict[str, str], *, workers: int = 2, timeout: float = 60.0,
+                 log_path: Path | None = None) -> Iterator[str]:
+    """Run the Procfile ``web`` command on a free loopback port; yields its base URL. The server's output
+    (one JSON log line per event) goes to ``log_path`` when given, for tests that read it."""
     port = free_port()
     full_env = {**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
     # a file, not a pipe: the server logs a line per request, and an undrained pipe would block it
-    output = tempfile.TemporaryFile()
+    output = open(log_path, "wb") if log_path is not None else tempfile.TemporaryFile()
     proc = subprocess.Popen(procfile_command("web"), cwd=ROOT, env=full_env,
                             stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"

@@ -21,6 +21,7 @@ import psycopg2.extensions
 
 from modelplatform.audit import rows as audit_rows
 from modelplatform.audit.base import AuditHealth
+from modelplatform.audit.readiness import DEFAULT_PROBE_INTERVAL, DatabaseReadiness
 from modelplatform.audit.records import InferenceRecord
 from modelplatform.audit.spool import Spool
 from modelplatform.errors import AuditUnavailable
@@ -74,7 +75,8 @@ class GroupCommitAuditLog:
     """
 
     def __init__(self, url: str, *, spool_dir: Path | None = None, max_batch: int = 512,
-                 wait_timeout: float = 10.0, retry_interval: float = 1.0, idle_timeout: float = 1.0) -> None:
+                 wait_timeout: float = 10.0, retry_interval: float = 1.0, idle_timeout: float = 1.0,
+                 readiness_interval: float = DEFAULT_PROBE_INTERVAL) -> None:
         self.url = url
         self.spool = Spool(spool_dir) if spool_dir is not None else None
         self.max_batch = max_batch
@@ -93,6 +95,8 @@ class GroupCommitAuditLog:
         self._inherited: list[object] = []
         self._retry_at = 0.0
         self._last_outage_log = 0.0
+        # what /readyz reports: fed by this writer's own commits and lost connections (audit/readiness.py)
+        self.readiness = DatabaseReadiness(self.ping, readiness_interval)
 
     # -- request side ---------------------------------------------------------------------------
 
@@ -139,7 +143,7 @@ class GroupCommitAuditLog:
             conn.close()
 
     def health(self) -> AuditHealth:
-        database = self.ping()
+        database = self.readiness.reachable()
         spool_ok = self.spool is not None and self.spool.writable()
         return AuditHealth(database=database, spool_depth=self.spool_depth(), can_record=database or spool_ok)
 
@@ -249,6 +253,7 @@ class GroupCommitAuditLog:
         self._spool_or_fail(batch, rows)
 
     def _release(self, batch: list[_Pending], rejected: list[tuple[int, str]]) -> None:
+        self.readiness.observe(True)
         self.batches_total += 1
         self.committed_total += len(batch) - len(rejected)
         for index, reason in rejected:
@@ -323,6 +328,7 @@ class GroupCommitAuditLog:
         return self._conn
 
     def _lost_connection(self, exc: BaseException) -> None:
+        self.readiness.observe(False)
         self._disconnect()
         self._retry_at = time.monotonic() + self.retry_interval
         now = time.monotonic()

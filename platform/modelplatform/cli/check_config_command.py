@@ -13,7 +13,7 @@ from modelplatform.settings import DEFAULT_CONFIG_PATH
 
 def _check(args: argparse.Namespace) -> int:
     logging.getLogger("botocore").setLevel(logging.WARNING)  # its credential/endpoint notes are noise here
-    from modelplatform.checks import check_config
+    from modelplatform.checks import check_config, conditional_write_problems
     from modelplatform.settings import StoreLocation
     from modelplatform.store import S3ModelStore
 
@@ -31,6 +31,8 @@ def _check(args: argparse.Namespace) -> int:
             print(f"modelplatform check-config: {exc}", file=sys.stderr)
             return 2
     problems = check_config(path, store, timeout=args.timeout)
+    if store is not None:
+        problems += conditional_write_problems(store)
 
     if args.json:
         json.dump({"config": str(path), "store": None if store is None else str(store.location),
@@ -52,7 +54,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "check-config", help="validate a config: structure, store objects, models and examples",
         description="Check a models config: its structure and rules; that every active version's file is "
                     "in the store with the pinned sha256; that each loads (in a separate process) and runs "
-                    "its examples through its schema and predict. Lists every problem; exits 1 if any.")
+                    "its examples through its schema and predict; that the store honours conditional writes "
+                    "(a scratch key is written twice, then deleted). Lists every problem; exits 1 if any.")
     check.add_argument("path", nargs="?", help=f"config file (default: $MODELS_CONFIG or {DEFAULT_CONFIG_PATH})")
     check.add_argument("--store", help="s3://bucket/prefix (default: $MODEL_STORE_URL)")
     check.add_argument("--no-store", action="store_true",

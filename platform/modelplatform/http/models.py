@@ -72,11 +72,22 @@ def get_version(name: str, version: str) -> Response:
 
 
 def _routing_key() -> str | None:
+    """The ``X-Routing-Key`` header as text: its bytes decoded as UTF-8, so the header means the same key
+    as the same string in the body. Raises :class:`BadRequest` for bytes that are not UTF-8, and for a key
+    that is empty, longer than :data:`MAX_ROUTING_KEY_CHARS` characters or not printable."""
     key = request.headers.get(ROUTING_KEY_HEADER)
     if key is None:
         return None
+    try:
+        # WSGI hands header bytes over as Latin-1 text (PEP 3333); undo that to get the bytes back
+        key = key.encode("latin-1").decode("utf-8")
+    except UnicodeEncodeError:
+        pass  # not from a WSGI server's header bytes: already text
+    except UnicodeDecodeError:
+        raise BadRequest(f"{ROUTING_KEY_HEADER} must be UTF-8: send the key's UTF-8 bytes as they are (not "
+                         "percent- or Latin-1-encoded), or put the key in the body at the A/B test's sticky_key") from None
     if not key or len(key) > MAX_ROUTING_KEY_CHARS or not key.isprintable():
-        raise BadRequest(f"{ROUTING_KEY_HEADER} must be 1–{MAX_ROUTING_KEY_CHARS} printable characters")
+        raise BadRequest(f"{ROUTING_KEY_HEADER} must be 1–{MAX_ROUTING_KEY_CHARS} printable characters (UTF-8)")
     return key
 
 

@@ -15,6 +15,7 @@ from flask import Blueprint, Flask, Response, current_app
 
 from modelplatform import encoding
 from modelplatform.registry import LoadedVersion, RegisteredModel, Registry
+from modelplatform.routing import MAX_ROUTING_KEY_CHARS
 
 bp = Blueprint("openapi", __name__)
 
@@ -22,7 +23,8 @@ PROBLEM = {"$ref": "#/components/schemas/Problem"}
 SECURITY_SCHEME = "apiKey"
 
 _PROBLEM_TEXT = {
-    400: "Malformed JSON, invalid UTF-8, a number out of range, or a bad header",
+    400: "Malformed JSON or body, invalid UTF-8, U+0000 in a string, a number a 64-bit float cannot hold "
+         "exactly (number-precision), or a bad X-Routing-Key",
     401: "Missing or unknown API key",
     404: "Unknown model or version",
     413: "Request body too large",
@@ -48,6 +50,8 @@ _COMPONENT_SCHEMAS: dict[str, Any] = {
                 "type": "object", "required": ["path", "message"],
                 "properties": {"path": {"type": "string", "description": "JSON Pointer into the input"},
                                "message": {"type": "string"}}}},
+            "errors_total": {"type": "integer",
+                             "description": "How many numbers were refused (number-precision lists the first 100)"},
             "code": {"type": "string", "description": "The model's rejection code"},
         },
     },
@@ -58,9 +62,19 @@ _COMPONENT_SCHEMAS: dict[str, Any] = {
             "inference_id": {"type": "string", "format": "uuid"},
             "model": {"type": "string"},
             "version": {"type": "string"},
-            "routed_by": {"enum": ["pinned", "default", "ab_test"]},
+            "routed_by": {"type": "string", "enum": ["pinned", "default", "ab_test"]},
             "experiment": {"type": ["string", "null"]},
             "output": {"description": "Whatever the model version returns"},
+        },
+    },
+    "ABTest": {
+        "type": "object",
+        "required": ["name", "weights", "sticky_key"],
+        "properties": {
+            "name": {"type": "string"},
+            "weights": {"type": "object", "additionalProperties": {"type": "integer"},
+                        "description": "Integer weight per active version, summing to 100"},
+            "sticky_key": {"type": ["string", "null"], "description": "JSON Pointer into the input"},
         },
     },
     "Model": {
@@ -69,17 +83,25 @@ _COMPONENT_SCHEMAS: dict[str, Any] = {
         "properties": {
             "name": {"type": "string"}, "description": {"type": "string"}, "default": {"type": "string"},
             "active_versions": {"type": "array", "items": {"type": "string"}},
-            "ab_test": {"type": ["object", "null"]},
+            "ab_test": {"anyOf": [{"$ref": "#/components/schemas/ABTest"}, {"type": "null"}]},
             "shadow": {"type": "array", "items": {"type": "string"}},
         },
     },
+    "Example": {
+        "type": "object",
+        "required": ["input"],
+        "properties": {"input": {"description": "An input the version accepts"},
+                       "output": {"description": "Its expected output, when the config gives one"}},
+    },
     "ModelVersion": {
         "type": "object",
-        "required": ["model", "version", "sha256", "schema", "examples", "loaded_at"],
+        "required": ["model", "version", "is_default", "sha256", "schema_key", "schema", "examples", "loaded_at"],
         "properties": {
             "model": {"type": "string"}, "version": {"type": "string"}, "is_default": {"type": "boolean"},
-            "sha256": {"type": "string"}, "schema_key": {"type": "string"}, "schema": {},
-            "examples": {"type": "array"}, "loaded_at": {"type": "string", "format": "date-time"},
+            "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}, "schema_key": {"type": "string"},
+            "schema": {"type": "object", "description": "The version's JSON Schema (2020-12)"},
+            "examples": {"type": "array", "items": {"$ref": "#/components/schemas/Example"}},
+            "loaded_at": {"type": "string", "format": "date-time"},
             "source": {"type": "string"},
         },
     },
@@ -91,34 +113,65 @@ def _problems(*statuses: int) -> dict[str, Any]:
             for s in statuses}
 
 
+# any operation can meet the server's own refusals, before the app sees the request
+MALFORMED_HTTP = {"400": {"description": "Malformed HTTP request, refused by the server (problem+json)",
+                          "content": {"application/problem+json": {"schema": PROBLEM}}}}
+
+
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _rebase_refs(schema: Any, base: str) -> Any:
-    """Point a schema's local ``$ref``s (``#/$defs/x``) at where the schema now lives in the document.
-
-    Without an ``$id`` a schema embedded in OpenAPI takes the document as its base, so ``#/...`` would
-    resolve against the document root.
-    """
-    if isinstance(schema, dict):
-        return {k: (base + v[1:] if k == "$ref" and isinstance(v, str) and v.startswith("#")
-                    else _rebase_refs(v, base)) for k, v in schema.items()}
-    if isinstance(schema, list):
-        return [_rebase_refs(v, base) for v in schema]
-    return schema
-
-
 def _schema_name(loaded: LoadedVersion) -> str:
-    return f"{loaded.model}.{loaded.schema_key}"
+    """``auto_pricing__2_1_X`` for schema key ``2.1.X`` of ``auto_pricing``: no dots (code generators read
+    ``a.b`` as a module path). Unique: model names have no dots and keys no underscores, and the key's
+    components are never empty, so the last ``__`` always separates model from key."""
+    return f"{loaded.model}__{loaded.schema_key.replace('.', '_')}"
+
+
+def _component_schemas(name: str, schema: Any) -> dict[str, Any]:
+    """``schema`` as the component ``name``, its top-level ``$defs`` hoisted to components of their own
+    (``<name>-<def>``: a hyphen appears in no model name or version key, so these never meet a version's
+    component) and every local ``$ref`` rewritten to where its target now lives.
+
+    Embedded in OpenAPI without an ``$id``, a schema's ``#/...`` refs would resolve against the document
+    root; and code generators resolve refs only to whole components, not into one
+    (``#/components/schemas/x/$defs/y``), so each definition becomes a component.
+    """
+    defs = schema.get("$defs", {}) if isinstance(schema, dict) else {}
+    def_names = {key: f"{name}-{_safe_id(key)}" for key in defs}
+    if len(set(def_names.values())) < len(def_names):  # two names that differ only in punctuation
+        def_names = {key: f"{name}-def{n}" for n, key in enumerate(defs, 1)}
+
+    def target(ref: str) -> str:
+        pointer = ref[1:]
+        for key, component in def_names.items():
+            prefix = "/$defs/" + key.replace("~", "~0").replace("/", "~1")
+            if pointer == prefix or pointer.startswith(prefix + "/"):
+                return f"#/components/schemas/{component}{pointer[len(prefix):]}"
+        return f"#/components/schemas/{name}{pointer}"
+
+    def rebase(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: (target(v) if k == "$ref" and isinstance(v, str) and v.startswith("#") else rebase(v))
+                    for k, v in node.items()}
+        if isinstance(node, list):
+            return [rebase(v) for v in node]
+        return node
+
+    components = {component: rebase(defs[key]) for key, component in def_names.items()}
+    main = rebase({k: v for k, v in schema.items() if k != "$defs"} if def_names else schema)
+    return {name: main, **components}
 
 
 def _examples(versions: list[LoadedVersion]) -> dict[str, Any]:
+    """The config's examples for ``versions``, keeping only inputs every one of them accepts (a routed call
+    may reach any of them)."""
     examples: dict[str, Any] = {}
     for loaded in versions:
         for n, example in enumerate(loaded.examples, 1):
             name = f"{loaded.schema_key} #{n}"
-            if name not in examples:
+            if name not in examples and all(not v.validator.violations(example.input) for v in versions):
                 examples[name] = {"summary": example.description or f"example {n} for {loaded.schema_key}",
                                   "value": example.input}
     return examples
@@ -126,7 +179,15 @@ def _examples(versions: list[LoadedVersion]) -> dict[str, Any]:
 
 def _request_body(versions: list[LoadedVersion]) -> dict[str, Any]:
     refs = list(dict.fromkeys(f"#/components/schemas/{_schema_name(v)}" for v in versions))
-    schema = {"$ref": refs[0]} if len(refs) == 1 else {"anyOf": [{"$ref": r} for r in refs]}
+    if len(refs) == 1:
+        schema: dict[str, Any] = {"$ref": refs[0]}
+    else:
+        # the call may be routed to any of these versions, and each checks its own schema: only a body
+        # that satisfies all of them is sure to be accepted (anyOf would promise more than the service keeps)
+        schema = {"allOf": [{"$ref": r} for r in refs],
+                  "description": "The call may be routed to any of these versions' schemas, so a body must "
+                                 "satisfy all of them to be accepted whatever the route; pin a version to "
+                                 "use its schema alone"}
     media: dict[str, Any] = {"schema": schema}
     examples = _examples(versions)
     if examples:
@@ -135,16 +196,24 @@ def _request_body(versions: list[LoadedVersion]) -> dict[str, Any]:
 
 
 REQUEST_ID_PARAM = {"name": "X-Request-ID", "in": "header", "required": False,
-                    "description": "Echoed back; replaced by a fresh UUID unless 1-128 of [A-Za-z0-9._:@/+=-]",
-                    "schema": {"type": "string", "maxLength": 128}}
+                    "description": "Your id for this call, stored on its audit row and echoed in the response's "
+                                   "X-Request-ID. Any value is accepted: one that is not 1-128 of "
+                                   "[A-Za-z0-9._:@/+=-] is replaced by a fresh UUID (never refused).",
+                    "schema": {"type": "string"}}
 ROUTING_KEY_PARAM = {"name": "X-Routing-Key", "in": "header", "required": False,
-                     "description": "Overrides the A/B test's sticky key (1-256 printable characters)",
-                     "schema": {"type": "string", "minLength": 1, "maxLength": 256}}
+                     "description": "Overrides the A/B test's sticky key: the same key always gets the same "
+                                    "version. 1-256 printable characters; 400 otherwise. Read as UTF-8, so a "
+                                    "non-ASCII key sent as its UTF-8 bytes is the same unit as that string in "
+                                    "the body; the pattern shows the portable, ASCII form.",
+                     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_ROUTING_KEY_CHARS,
+                                # printable ASCII, no leading or trailing space (HTTP strips those)
+                                "pattern": "^[!-~](?:[ -~]*[!-~])?$"}}
 
 PREDICTION_HEADERS = {
     "X-Model-Version": {"schema": {"type": "string"}, "description": "The version that answered"},
     "X-Inference-ID": {"schema": {"type": "string"}, "description": "The row in the inferences table"},
-    "X-Request-ID": {"schema": {"type": "string"}},
+    "X-Request-ID": {"schema": {"type": "string"},
+                     "description": "The caller's X-Request-ID, or the UUID that replaced it"},
 }
 
 
@@ -183,7 +252,8 @@ def build_openapi(registry: Registry, *, secured: bool) -> dict[str, Any]:
     for model in registry:
         for loaded in model.versions.values():
             name = _schema_name(loaded)
-            schemas.setdefault(name, _rebase_refs(loaded.schema, f"#/components/schemas/{name}"))
+            if name not in schemas:
+                schemas.update(_component_schemas(name, loaded.schema))
         description = model.spec.description or model.name
         paths[f"/models/{model.name}/predict"] = {"post": {
             **_predict_operation(f"predict_{model.name}", f"Predict with {model.name} (routed)", _routable(model),
@@ -200,6 +270,11 @@ def build_openapi(registry: Registry, *, secured: bool) -> dict[str, Any]:
                 "security": security,
             }}
 
+    # tag names are unique: a model named "metadata" shares that tag
+    tags = {"metadata": "Models, versions, schemas and examples",
+            "operations": "Health, readiness, metrics and this document"}
+    for model in registry:
+        tags.setdefault(model.name, f"Predict with {model.name}")
     auth_problems = (401,) if secured else ()
     name_param = {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "enum": names}}
     version_param = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -207,47 +282,57 @@ def build_openapi(registry: Registry, *, secured: bool) -> dict[str, Any]:
         "operationId": "list_models", "summary": "Every model", "tags": ["metadata"], "security": security,
         "responses": {"200": _json({"type": "object", "required": ["models"], "properties": {
             "models": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}}}}, "Every model"),
-            **_problems(*auth_problems)},
+            **MALFORMED_HTTP, **_problems(*auth_problems)},
     }}
     paths["/models/{name}"] = {"get": {
         "operationId": "get_model", "summary": "One model", "tags": ["metadata"], "security": security,
         "parameters": [name_param],
         "responses": {"200": _json({"$ref": "#/components/schemas/Model"}, "The model"),
-                      **_problems(*auth_problems, 404)},
+                      **MALFORMED_HTTP, **_problems(*auth_problems, 404)},
     }}
     paths["/models/{name}/versions/{version}"] = {"get": {
         "operationId": "get_model_version", "summary": "One active version: sha256, schema, examples",
         "tags": ["metadata"], "security": security, "parameters": [name_param, version_param],
         "responses": {"200": _json({"$ref": "#/components/schemas/ModelVersion"}, "The version"),
-                      **_problems(*auth_problems, 404)},
+                      **MALFORMED_HTTP, **_problems(*auth_problems, 404)},
     }}
     paths["/healthz"] = {"get": {
         "operationId": "healthz", "summary": "Liveness", "tags": ["operations"], "security": [],
-        "responses": {"200": _json({"type": "object"}, "The process answers")},
+        "responses": {"200": _json({"type": "object", "required": ["status"],
+                                    "properties": {"status": {"type": "string", "const": "ok"}}}, "The process answers"),
+                      **MALFORMED_HTTP},
     }}
     paths["/readyz"] = {"get": {
         "operationId": "readyz", "summary": "Readiness: models loaded and database reachable",
         "tags": ["operations"], "security": [],
-        "responses": {"200": _json({"type": "object"}, "Ready"), **_problems(503)},
+        "responses": {"200": _json({"type": "object", "required": ["status"], "properties": {
+            "status": {"type": "string", "enum": ["ready", "degraded"]}}}, "Ready (degraded: the audit spools)"),
+            **MALFORMED_HTTP, **_problems(503)},
     }}
     paths["/metrics"] = {"get": {
         "operationId": "metrics", "summary": "Prometheus metrics", "tags": ["operations"], "security": [],
         "responses": {"200": {"description": "Prometheus text format",
-                              "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                              "content": {"text/plain": {"schema": {"type": "string"}}}},
+                      **MALFORMED_HTTP},
     }}
     paths["/openapi.json"] = {"get": {
         "operationId": "openapi", "summary": "This document", "tags": ["operations"], "security": [],
-        "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1")},
+        "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1"), **MALFORMED_HTTP},
     }}
 
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "modelplatform",
+            # setup.cfg's licence, as an SPDX expression (LicenseRef- is SPDX's form for a licence of one's own)
+            "license": {"name": "Proprietary", "identifier": "LicenseRef-Proprietary"},
             "version": f"{metadata.version('modelplatform')}+config.{registry.config.revision}",
             "description": "Versioned model serving. Every predict answer (errors included) that reached a "
                            "model version is recorded in the inferences table before it is sent.",
         },
+        # relative: the host that served this document
+        "servers": [{"url": "/", "description": "This service"}],
+        "tags": [{"name": name, "description": text} for name, text in tags.items()],
         "paths": paths,
         "components": {"schemas": schemas},
     }
