@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -25,7 +26,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    if args.command != "demo" and not getattr(args, "store", None):
+        _use_running_demo()
     return int(args.handler(args) or 0)
+
+
+def _use_running_demo() -> None:
+    """Without settings, point the command at the demo running from this checkout, and say so on stderr
+    (stdout stays the command's own, e.g. ``--json``)."""
+    from modelplatform import demostate
+
+    demo = demostate.use_running_demo(os.environ)
+    if demo is not None:
+        print(f"modelplatform: no DATABASE_URL, MODEL_STORE_URL or AWS_ENDPOINT_URL set: using the demo running in "
+              f"{demo.data_dir} (store {demo.model_store_url} at {demo.aws_endpoint_url}, config "
+              f"{demo.models_config})", file=sys.stderr)
 
 
 if __name__ == "__main__":
