@@ -49,6 +49,11 @@ def test_without_settings_a_command_takes_the_running_demos(tmp_path: Path, monk
                    "MODELS_CONFIG": state.models_config, "AWS_ENDPOINT_URL": state.aws_endpoint_url,
                    **demostate.DUMMY_AWS}
 
+    inside = write_state(tmp_path / ".demo", os.getpid(), models_config=str(tmp_path / "config" / "models.json"))
+    env = {}
+    demostate.use_running_demo(env)
+    assert env["MODELS_CONFIG"] == "config/models.json" and inside.models_config.startswith("/")  # shorter to read
+
     mine = {"MODELS_CONFIG": "my.json"}
     demostate.use_running_demo(mine)
     assert mine["MODELS_CONFIG"] == "my.json"  # the user's own config wins

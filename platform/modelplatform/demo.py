@@ -464,7 +464,7 @@ def serve(options: DemoOptions) -> int:
                               model_store_url=str(location), models_config=str(config_path))
             stack.callback(state.write().unlink, missing_ok=True)
             out(banner(base_url, example_calls(base_url, config), options.data_dir, database_url, endpoint,
-                       config_path, _shown_path(log)))
+                       demostate.shown_path(config_path), demostate.shown_path(log)))
             sys.stdout.flush()
             code = server.wait()
             raise DemoError(f"the web server exited unexpectedly with code {code}; its log is {log}")
@@ -475,11 +475,3 @@ def serve(options: DemoOptions) -> int:
             raise
     out("demo stopped")
     return 0
-
-
-def _shown_path(path: Path) -> Path:
-    """``path`` relative to the working directory when it is inside it (shorter to read and paste)."""
-    try:
-        return path.relative_to(Path.cwd())
-    except ValueError:
-        return path

@@ -134,7 +134,7 @@ def reload(data_dir: Path | None, out: Callable[[str], None] = print, *,
     import psutil
 
     state = running_demo(data_dir)
-    config = Path(state.models_config)
+    config = demostate.shown_path(Path(state.models_config))
     log = Path(state.server_log)
     try:
         master = psutil.Process(state.server_pid)

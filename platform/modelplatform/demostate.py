@@ -101,8 +101,18 @@ def use_running_demo(environ: dict[str, str] | os._Environ[str]) -> DemoState | 
     if state is None:
         return None
     for name, value in state.env().items():
-        if name == "MODELS_CONFIG" and environ.get(name, "").strip():
-            continue
+        if name == "MODELS_CONFIG":
+            if environ.get(name, "").strip():
+                continue
+            value = str(shown_path(Path(value)))
         environ[name] = value
     environ.pop("AWS_PROFILE", None)
     return state
+
+
+def shown_path(path: Path) -> Path:
+    """``path`` relative to the working directory when it is inside it (shorter to read and to paste)."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from modelplatform.cli import ab_report_command, check_config_command, db_command, demo_command, publish_command
 
@@ -38,9 +39,8 @@ def _use_running_demo() -> None:
 
     demo = demostate.use_running_demo(os.environ)
     if demo is not None:
-        print(f"modelplatform: no DATABASE_URL, MODEL_STORE_URL or AWS_ENDPOINT_URL set: using the demo running in "
-              f"{demo.data_dir} (store {demo.model_store_url} at {demo.aws_endpoint_url}, config "
-              f"{demo.models_config})", file=sys.stderr)
+        print(f"modelplatform: using the demo running in {demostate.shown_path(Path(demo.data_dir))} (no "
+              "DATABASE_URL, MODEL_STORE_URL or AWS_ENDPOINT_URL set)", file=sys.stderr)
 
 
 if __name__ == "__main__":
