@@ -53,7 +53,7 @@ BANNER_END = "Ctrl-C stops the server, S3 and Postgres."
 # the demo prints
 QUIET_LOGGERS = ("pgserver", "werkzeug", "alembic", "botocore")
 # server log lines echoed to the terminal whatever their level: the verdict of a config reload
-ECHOED = (("modelplatform.reload", "reload "),)
+ECHOED_PREFIXES = ("reload accepted", "reload refused", "reload problem")
 
 
 class DemoError(Exception):
@@ -231,7 +231,7 @@ def stop_process_group(process: subprocess.Popen, timeout: float = STOP_TIMEOUT_
 
 class LogEcho:
     """Follows the web server's log file and prints what a person at the terminal must see: the lines
-    of :data:`ECHOED` (reload accepted or refused, its problems) and warnings and errors, never the
+    of :data:`ECHOED_PREFIXES` (reload accepted or refused, its problems) and warnings and errors, never the
     request lines."""
 
     def __init__(self, path: Path, out: Callable[[str], None], offset: int = 0) -> None:
@@ -257,8 +257,7 @@ class LogEcho:
         if not isinstance(doc, dict):
             return f"[server] {line}" if line.strip() else None  # e.g. a traceback before logging is set up
         level, message = doc.get("level", ""), str(doc.get("message", ""))
-        if level in ("WARNING", "ERROR", "CRITICAL") or any(
-                doc.get("logger") == logger and message.startswith(prefix) for logger, prefix in ECHOED):
+        if level in ("WARNING", "ERROR", "CRITICAL") or message.startswith(ECHOED_PREFIXES):
             return f"[server] {level} {message}"
         return None
 

@@ -6,6 +6,7 @@ bounded.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -219,3 +220,16 @@ def test_demo_arguments_are_validated_by_the_parser(argv: list[str], capsys) -> 
         main(argv)
     assert exited.value.code == 2
     assert "modelplatform demo: error: argument" in capsys.readouterr().err
+
+
+def test_a_second_demo_on_the_same_data_dir_is_refused_before_starting_anything(tmp_path: Path, capsys) -> None:
+    from modelplatform.cli import main
+    from modelplatform.demostate import DemoState
+
+    data_dir = tmp_path / "d"
+    data_dir.mkdir()
+    DemoState(data_dir=str(data_dir), pid=os.getpid(), server_pid=os.getpid(), server_log="", base_url="http://x",
+              database_url="", aws_endpoint_url="", model_store_url="", models_config="").write()
+    assert main(["demo", "--port", str(free_port()), "--data-dir", str(data_dir)]) == 2
+    assert f"a demo is already running with {data_dir} (pid {os.getpid()}" in capsys.readouterr().err
+    assert not (data_dir / "pgdata").exists()
