@@ -2,11 +2,14 @@
 Procfile, the calls, the server log echo."""
 from __future__ import annotations
 
+import io
 import json
+import os
 import sys
 from pathlib import Path
 
 import pytest
+from boto3.s3.transfer import TransferConfig
 
 from modelplatform import artifacts, demo
 from modelplatform.config import load_config
@@ -63,18 +66,23 @@ def test_the_mirror_keeps_a_bucket_on_disk_and_puts_it_back(store: S3ModelStore,
     store.publish("auto_pricing", "2.2.0", b"model bytes", artifacts.sha256_hex(b"model bytes"))
     client.put_object(Bucket=bucket, Key="registry/old.dill", Body=b"x")
     client.put_object(Bucket=bucket, Key="../escape", Body=b"x")  # not a path inside the mirror: skipped
+    big = os.urandom(11 * 1024 * 1024)  # a multipart upload, as a large publish makes
+    client.upload_fileobj(io.BytesIO(big), bucket, "registry/big/1.0.dill",
+                          Config=TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024))
     mirror = Mirror(tmp_path / "s3", client, bucket)
     mirror.sync()
     client.delete_object(Bucket=bucket, Key="registry/old.dill")
     mirror.sync()
     assert sorted(p.relative_to(tmp_path / "s3").as_posix() for p in (tmp_path / "s3").rglob("*") if p.is_file()) \
-        == ["meta/registry/auto_pricing/2.2.0.dill.json", "objects/registry/auto_pricing/2.2.0.dill"]
+        == ["meta/registry/auto_pricing/2.2.0.dill.json", "meta/registry/big/1.0.dill.json",
+            "objects/registry/auto_pricing/2.2.0.dill", "objects/registry/big/1.0.dill"]
 
     # a fresh endpoint: here another, empty, bucket of the same server
     fresh = f"{bucket}-restored"
-    assert Mirror(tmp_path / "s3", client, fresh).restore() == 1
+    assert Mirror(tmp_path / "s3", client, fresh).restore() == 2
     restored = S3ModelStore(StoreLocation(bucket=fresh, prefix="registry"), client=client)
     assert restored.fetch("auto_pricing", "2.2.0") == b"model bytes"
+    assert restored.fetch("big", "1.0") == big
     head = client.head_object(Bucket=fresh, Key="registry/auto_pricing/2.2.0.dill")
     assert head["Metadata"] == {"sha256": artifacts.sha256_hex(b"model bytes")}
     with pytest.raises(VersionExists):  # still immutable after a restart

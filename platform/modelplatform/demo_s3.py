@@ -125,12 +125,15 @@ def syncing(mirror: Mirror, interval: float = SYNC_INTERVAL_S) -> Iterator[None]
     """Run :meth:`Mirror.sync` every ``interval`` seconds in a thread, and once more on exit."""
     stop = threading.Event()
 
+    def sync() -> None:
+        try:
+            mirror.sync()
+        except Exception:  # a failed pass leaves the mirror as it was; the next one tries again
+            log.warning("could not mirror the demo's S3 objects to %s", mirror.root, exc_info=True)
+
     def loop() -> None:
         while not stop.wait(interval):
-            try:
-                mirror.sync()
-            except Exception:  # a failed pass leaves the mirror as it was; the next one tries again
-                log.warning("could not mirror the demo's S3 objects to %s", mirror.root, exc_info=True)
+            sync()
 
     thread = threading.Thread(target=loop, name="demo-s3-mirror", daemon=True)
     thread.start()
@@ -139,7 +142,7 @@ def syncing(mirror: Mirror, interval: float = SYNC_INTERVAL_S) -> Iterator[None]
     finally:
         stop.set()
         thread.join()
-        mirror.sync()
+        sync()
 
 
 @contextmanager
