@@ -1,10 +1,15 @@
 # Two commands do everything on a fresh machine with Python 3.11 and git:
-#   make demo   — embedded Postgres, local S3, example models, the server on 127.0.0.1:8000
+#   make demo   — embedded Postgres, local S3, example models, the server on 127.0.0.1:8000 (PORT=…)
 #   make test   — the whole test suite (what CI runs)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
+# the demo needs only the demo extra (Postgres and S3 on this machine), not the test tools
+DEMO_STAMP = $(VENV)/.installed-demo
+# make demo PORT=8001 serves elsewhere; DEMO_ARGS passes any other option of `modelplatform demo`
+PORT   ?= 8000
+DEMO_ARGS ?=
 
 .PHONY: demo test install browser clean bench
 
@@ -12,12 +17,19 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
+
+# the test extra includes the demo's: after `make install`, this has nothing to do
+$(DEMO_STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[demo]'
+	touch $(DEMO_STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/modelplatform demo
+demo: $(DEMO_STAMP)
+	$(BIN)/modelplatform demo --port $(PORT) $(DEMO_ARGS)
 
 # the /docs page is tested in Debian's headless chromium; installed when we are root with apt, else
 # that one test is skipped with its reason

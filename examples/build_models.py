@@ -2,13 +2,17 @@
 
 Run from the project root::
 
-    .venv/bin/python examples/build_models.py            # build missing versions, refresh config
-    .venv/bin/python examples/build_models.py --rebuild  # overwrite the artifacts too (new digests!)
+    .venv/bin/python examples/build_models.py                 # build missing versions, refresh their digests
+    .venv/bin/python examples/build_models.py --rebuild       # overwrite the artifacts too (new digests!)
+    .venv/bin/python examples/build_models.py --reset-config  # rewrite the whole auto_pricing entry
 
 The model classes are defined right here, in ``__main__``, so dill stores them *by value*: the server
 loads the files without this script. Each version is written to
-``examples/models/auto_pricing/<version>.dill`` and ``config/models.json`` gets its sha256, the
+``examples/models/auto_pricing/<version>.dill``. When ``config/models.json`` has no ``auto_pricing``
+entry (or with ``--reset-config``), the entry is written whole: the example versions, their sha256, the
 per-version-family schemas, examples with the outputs the model gives for them, and the A/B test.
+Otherwise only the example versions' ``sha256`` values are updated: what a user added (a version
+published into the demo, a shadow, examples, routing) is never removed.
 
 Published artifacts are immutable, and dill's bytes are not reproducible across Python/dill
 versions, so an existing ``.dill`` file is kept (its digest is re-read) unless ``--rebuild`` is given.
@@ -184,8 +188,21 @@ def load_models(rebuild: bool) -> tuple[dict[str, Any], dict[str, str]]:
     return models, digests
 
 
-def update_config(digests: dict[str, str], models: dict[str, Any]) -> dict[str, Any]:
+def update_config(digests: dict[str, str], models: dict[str, Any], reset: bool = False) -> dict[str, Any]:
+    """Write the example entry into the config when it has none (or ``reset``); else refresh only the
+    example versions' digests, keeping everything else of the entry as the user left it."""
     config = json.loads(CONFIG.read_text()) if CONFIG.exists() else {}
+    entry = config.get(MODEL)
+    if isinstance(entry, dict) and not reset:
+        pinned = entry.setdefault("sha256", {})
+        changed = [v for v, digest in digests.items() if v in pinned and pinned[v] != digest]
+        for version in changed:
+            pinned[version] = digests[version]
+        CONFIG.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+        print(f"kept the {MODEL!r} entry of {CONFIG.relative_to(ROOT)} as it is"
+              + (f", except the sha256 of {', '.join(changed)}" if changed else "")
+              + " (--reset-config rewrites it whole, dropping what you added)")
+        return config
     config["$schema"] = CONFIG_SCHEMA_REF
     config[MODEL] = {
         "description": "Auto insurance pricing: yearly premium in EUR for a vehicle and its main driver",
@@ -205,10 +222,13 @@ def update_config(digests: dict[str, str], models: dict[str, Any]) -> dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rebuild", action="store_true", help="overwrite existing artifacts (changes digests)")
+    parser.add_argument("--reset-config", action="store_true",
+                        help=f"rewrite the whole {MODEL!r} entry of the config, dropping versions, shadows and "
+                             "examples you added (without it only the example versions' sha256 are updated)")
     args = parser.parse_args()
 
     models, digests = load_models(args.rebuild)
-    update_config(digests, models)
+    update_config(digests, models, reset=args.reset_config)
     for version, digest in digests.items():
         print(f"{MODEL} {version} sha256 {digest}")
     print(f"updated {CONFIG.relative_to(ROOT)}")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from modelplatform import versions
-from modelplatform.config import ConfigError, config_json_schema, load_config, parse_config
+from modelplatform.config import ConfigError, config_json_schema, inspect_config, load_config, parse_config
 
 SHA = "ab" * 32
 
@@ -68,7 +68,6 @@ def test_every_semantic_problem_is_listed_at_once() -> None:
         "auto_pricing 2.1.0: no sha256 for this active version",
         "schemas['2.1.X'] is not a valid JSON Schema 2020-12",
         "auto_pricing 2.1.1: schema keys ['2.1.X', '2.X.1'] are equally specific",
-        "examples key '3.X.X' covers no active version",
         "auto_pricing 7.0.0: ab_test 't' weights a version that is not active",
         "weights sum to 80, they must sum to 100",
         "sticky_key 'customer_id' is not a JSON Pointer",
@@ -184,3 +183,52 @@ def test_whole_number_weights_written_as_floats_are_stored_as_int() -> None:
     assert all(type(w) is int for w in weights.values())
     doc["auto_pricing"]["ab_test"]["weights"] = {"2.1.0": 49.5, "2.1.1": 50.5}
     assert any("is not of type 'integer'" in p for p in problems_of(doc))
+
+
+def test_keys_covering_no_active_version_are_warnings_not_problems(tmp_path) -> None:
+    """A version being prepared has its schema and examples before it is active (issue 12)."""
+    doc = copy.deepcopy(VALID)
+    doc["auto_pricing"]["schemas"]["2.2.X"] = {"type": "object"}
+    doc["auto_pricing"]["examples"]["2.2.X"] = [{"input": {}}]
+    path = tmp_path / "models.json"
+    path.write_text(json.dumps(doc))
+
+    assert load_config(path).models["auto_pricing"].examples_for("2.2.0")[0].input == {}
+    inspection = inspect_config(path)
+    assert inspection.problems == ()
+    assert [str(w) for w in inspection.warnings] == [
+        f"auto_pricing: {field} key '2.2.X' covers no active version: fine while that version is being "
+        "prepared; otherwise a typo or a leftover, remove it" for field in ("schemas", "examples")]
+
+
+@pytest.mark.parametrize("mutate, fragment", [
+    (lambda m: m.pop("default"), "'default' is a required property"),
+    (lambda m: m["ab_test"]["weights"].update({"2.1.0": 50.5}), "is not of type 'integer'"),
+    (lambda m: m.update(shadow="2.0.3"), "is not of type 'array'"),
+    (lambda m: m.update(typo_key=1), "Additional properties are not allowed"),
+    (lambda m: m["examples"]["2.1.X"].append({"inptu": {}}), "'input' is a required property"),
+])
+def test_a_structural_slip_outside_versions_digests_and_schemas_still_yields_a_checkable_model(
+        tmp_path, mutate, fragment) -> None:
+    """check-config then still checks the model's versions and its other rules (issue 12)."""
+    doc = copy.deepcopy(VALID)
+    mutate(doc["auto_pricing"])
+    doc["auto_pricing"]["sha256"].pop("2.0.3")  # a rule broken beside the structural slip
+    path = tmp_path / "models.json"
+    path.write_text(json.dumps(doc))
+
+    inspection = inspect_config(path)
+    messages = [str(p) for p in inspection.problems]
+    assert any(fragment in m for m in messages), messages
+    assert "auto_pricing 2.0.3: no sha256 for this active version; add the digest printed by " \
+           "`modelplatform publish`" in messages
+    assert inspection.specs["auto_pricing"].active_versions == ("2.0.3", "2.1.0", "2.1.1")
+
+
+def test_broken_versions_digests_or_schemas_leave_nothing_to_check(tmp_path) -> None:
+    doc = copy.deepcopy(VALID)
+    doc["auto_pricing"]["sha256"]["2.0.3"] = "XYZ"
+    path = tmp_path / "models.json"
+    path.write_text(json.dumps(doc))
+    inspection = inspect_config(path)
+    assert inspection.specs == {} and len(inspection.problems) == 1

@@ -1,15 +1,20 @@
-"""The demo's building blocks against real parts: publishing into moto's S3, the Procfile, the calls."""
+"""The demo's building blocks against real parts: publishing into moto's S3, the store kept on disk, the
+Procfile, the calls, the server log echo."""
 from __future__ import annotations
 
+import io
 import json
+import os
 import sys
 from pathlib import Path
 
 import pytest
+from boto3.s3.transfer import TransferConfig
 
-from modelplatform import demo
+from modelplatform import artifacts, demo
 from modelplatform.config import load_config
-from modelplatform.store import S3ModelStore
+from modelplatform.settings import StoreLocation
+from modelplatform.store import S3ModelStore, VersionExists
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,16 +28,11 @@ def test_publish_puts_the_file_once_and_refuses_different_bytes(store: S3ModelSt
     assert store.fetch("auto_pricing", "9.9.9") == b"first bytes"
 
 
-def test_ensure_bucket_is_idempotent(store: S3ModelStore) -> None:
-    demo.ensure_bucket(store)
-    demo.ensure_bucket(store)  # a re-run finds the bucket there
-    assert store.client.head_bucket(Bucket=store.location.bucket)["ResponseMetadata"]["HTTPStatusCode"] == 200
-
-
-def test_publish_examples_checks_each_artifact_against_the_config(store: S3ModelStore, tmp_path: Path) -> None:
+def test_prepare_store_publishes_examples_and_requires_every_other_active_version(store: S3ModelStore,
+                                                                                tmp_path: Path) -> None:
     config = load_config(ROOT / "config" / "models.json")
     lines: list[str] = []
-    demo.publish_examples(store, config, ROOT, lines.append)
+    demo.prepare_store(store, config, ROOT, lines.append)
     assert len(lines) == 3 and all(line.strip().startswith("published s3://") for line in lines)
 
     # a copy of the tree with one artifact changed after its digest was recorded
@@ -43,11 +43,61 @@ def test_publish_examples_checks_each_artifact_against_the_config(store: S3Model
         target.write_bytes(demo.artifact_path(ROOT, "auto_pricing", version).read_bytes())
     demo.artifact_path(fake_root, "auto_pricing", "2.1.0").write_bytes(b"tampered")
     with pytest.raises(demo.DemoError, match="auto_pricing 2.1.0: sha256 mismatch"):
-        demo.publish_examples(store, config, fake_root, lines.append)
+        demo.prepare_store(store, config, fake_root, lines.append)
 
+    # a version without an example artifact (one a user published into the demo) is taken from the store
     demo.artifact_path(fake_root, "auto_pricing", "2.1.0").unlink()
-    with pytest.raises(demo.DemoError, match=r"auto_pricing 2.1.0: no artifact at .*build_models.py"):
-        demo.publish_examples(store, config, fake_root, lines.append)
+    lines.clear()
+    demo.prepare_store(store, config, fake_root, lines.append)
+    assert lines[1] == f"  kept      {store.url('auto_pricing', '2.1.0')} (published earlier)"
+
+    # ...and must be there: the message says why it may be missing and what to do, never to rebuild examples
+    empty = S3ModelStore(StoreLocation(bucket=store.location.bucket, prefix="elsewhere"), client=store.client)
+    with pytest.raises(demo.DemoError) as missing:
+        demo.prepare_store(empty, config, fake_root, lines.append)
+    assert "auto_pricing 2.1.0 is active in the config but no model file at" in str(missing.value)
+    assert "publish it again" in str(missing.value) and "build_models" not in str(missing.value)
+
+
+def test_the_mirror_keeps_a_bucket_on_disk_and_puts_it_back(store: S3ModelStore, tmp_path: Path) -> None:
+    from modelplatform.demo_s3 import Mirror
+
+    bucket, client = store.location.bucket, store.client
+    store.publish("auto_pricing", "2.2.0", b"model bytes", artifacts.sha256_hex(b"model bytes"))
+    client.put_object(Bucket=bucket, Key="registry/old.dill", Body=b"x")
+    client.put_object(Bucket=bucket, Key="../escape", Body=b"x")  # not a path inside the mirror: skipped
+    big = os.urandom(11 * 1024 * 1024)  # a multipart upload, as a large publish makes
+    client.upload_fileobj(io.BytesIO(big), bucket, "registry/big/1.0.dill",
+                          Config=TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024))
+    mirror = Mirror(tmp_path / "s3", client, bucket)
+    mirror.sync()
+    client.delete_object(Bucket=bucket, Key="registry/old.dill")
+    mirror.sync()
+    assert sorted(p.relative_to(tmp_path / "s3").as_posix() for p in (tmp_path / "s3").rglob("*") if p.is_file()) \
+        == ["meta/registry/auto_pricing/2.2.0.dill.json", "meta/registry/big/1.0.dill.json",
+            "objects/registry/auto_pricing/2.2.0.dill", "objects/registry/big/1.0.dill"]
+
+    # a fresh endpoint: here another, empty, bucket of the same server
+    fresh = f"{bucket}-restored"
+    assert Mirror(tmp_path / "s3", client, fresh).restore() == 2
+    restored = S3ModelStore(StoreLocation(bucket=fresh, prefix="registry"), client=client)
+    assert restored.fetch("auto_pricing", "2.2.0") == b"model bytes"
+    assert restored.fetch("big", "1.0") == big
+    head = client.head_object(Bucket=fresh, Key="registry/auto_pricing/2.2.0.dill")
+    assert head["Metadata"] == {"sha256": artifacts.sha256_hex(b"model bytes")}
+    with pytest.raises(VersionExists):  # still immutable after a restart
+        restored.publish("auto_pricing", "2.2.0", b"other", artifacts.sha256_hex(b"other"))
+
+
+def test_the_server_log_echo_shows_reloads_and_errors_never_requests() -> None:
+    shown = demo.LogEcho.shown
+    assert shown('{"level": "INFO", "logger": "modelplatform.request", "message": "request"}') is None
+    assert shown('{"level": "INFO", "logger": "modelplatform.reload", "message": "serving config x"}') is None
+    assert shown('{"level": "INFO", "logger": "modelplatform.reload", "message": "reload accepted: x"}') == \
+        "[server] INFO reload accepted: x"
+    assert shown('{"level": "ERROR", "logger": "gunicorn.error", "message": "Worker failed"}') == \
+        "[server] ERROR Worker failed"
+    assert shown("Traceback (most recent call last):") == "[server] Traceback (most recent call last):"
 
 
 def test_web_command_is_the_procfiles_with_this_interpreter(tmp_path: Path) -> None:

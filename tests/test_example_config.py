@@ -100,3 +100,39 @@ def test_2_1_1_softens_the_young_driver_load_against_2_1_0() -> None:
                 for v in ("2.1.0", "2.1.1")}
     # 315.00 × 1.00 vehicle × 1.00 mileage × young-driver load (1.50, then 1.40): exact Decimal cents
     assert {v: str(p) for v, p in premiums.items()} == {"2.1.0": "472.50", "2.1.1": "441.00"}
+
+
+def test_build_models_never_removes_what_a_user_added_to_the_config(tmp_path: Path) -> None:
+    """Issue 12: the demo's old hint ran build_models.py, which rewrote the entry and dropped a version the
+    user had published and activated, and its shadow."""
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    (tmp_path / "config").mkdir()
+    config = json.loads(CONFIG.read_text())
+    entry = config["auto_pricing"]
+    true_digest = entry["sha256"]["2.0.3"]
+    entry["active_model_versions"].append("2.2.0")
+    entry["sha256"].update({"2.2.0": "ab" * 32, "2.0.3": "cd" * 32})  # 2.0.3's digest is stale
+    entry["shadow"] = ["2.2.0"]
+    entry["examples"]["2.2.X"] = [{"input": {"vehicle": "van"}}]
+    (tmp_path / "config" / "models.json").write_text(json.dumps(config, indent=2))
+
+    def build(*args: str) -> str:
+        done = subprocess.run([sys.executable, str(tmp_path / "examples" / "build_models.py"), *args],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    out = build()
+    kept = json.loads((tmp_path / "config" / "models.json").read_text())["auto_pricing"]
+    assert kept["sha256"]["2.0.3"] == true_digest  # the example versions' digests are refreshed
+    assert {k: v for k, v in kept.items() if k != "sha256"} == {k: v for k, v in entry.items() if k != "sha256"}
+    assert kept["sha256"]["2.2.0"] == "ab" * 32
+    assert "kept the 'auto_pricing' entry of config/models.json as it is, except the sha256 of 2.0.3" in out
+
+    build("--reset-config")  # asked for by name: the entry is written whole again
+    reset = json.loads((tmp_path / "config" / "models.json").read_text())["auto_pricing"]
+    assert reset == json.loads(CONFIG.read_text())["auto_pricing"]

@@ -3,11 +3,13 @@ and a sample-ratio-mismatch (SRM) check of the observed split against the config
 
 An SRM — arms receiving calls in proportions the weights do not explain — means units are lost,
 duplicated or mis-assigned somewhere, and any comparison of the arms is biased. The check is Pearson's
-chi-square goodness-of-fit test (``scipy.stats.chisquare``) of the per-arm call counts against
-``total × weight / 100``.
+chi-square goodness-of-fit test of the per-arm call counts against ``total × weight / 100``; its p-value
+is the chi-square survival function, in closed form for the integer degrees of freedom a test has
+(:func:`chi2_sf`), so the command does not import a statistics library for one number.
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -15,7 +17,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
-from scipy import stats
 
 from modelplatform.config import ABTest, ModelsConfig
 
@@ -83,6 +84,43 @@ class ABReport:
         }
 
 
+class UnknownTest(LookupError):
+    """No A/B test of that name in the config, and no call recorded under it; ``known`` lists the config's."""
+
+    def __init__(self, experiment: str, known: list[str]) -> None:
+        self.experiment, self.known = experiment, known
+        super().__init__(experiment)
+
+
+def chi2_sf(x: float, df: int) -> float:
+    """P(X ≥ x) for X chi-square distributed with ``df`` (a positive integer) degrees of freedom.
+
+    The regularized upper incomplete gamma function Q(df/2, x/2) has a finite closed form for integer
+    ``df`` (Abramowitz & Stegun 26.4.4-5): for even ``df = 2m``, ``e^(-x/2) Σ_{i<m} (x/2)^i / i!``; for
+    odd ``df = 2m+1``, ``erfc(√(x/2)) + e^(-x/2) Σ_{1≤i≤m} (x/2)^(i-½) / Γ(i+½)``. Every term is positive
+    (no cancellation) and computed through its logarithm (no overflow); it underflows to 0 only below
+    1e-308, far past any threshold.
+    """
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be a positive integer, got {df}")
+    if x <= 0:
+        return 1.0
+    half = x / 2
+    log_half = math.log(half)
+    if df % 2 == 0:
+        total = sum(math.exp(-half + i * log_half - math.lgamma(i + 1)) for i in range(df // 2))
+    else:
+        total = math.erfc(math.sqrt(half)) + sum(
+            math.exp(-half + (i - 0.5) * log_half - math.lgamma(i + 0.5)) for i in range(1, df // 2 + 1))
+    return min(1.0, total)
+
+
+def chisquare(observed: list[int], expected: list[float]) -> tuple[float, float]:
+    """Pearson's goodness-of-fit statistic and its p-value with ``len(observed) - 1`` degrees of freedom."""
+    statistic = sum((o - e) ** 2 / e for o, e in zip(observed, expected, strict=True))
+    return statistic, chi2_sf(statistic, len(observed) - 1)
+
+
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """An ISO 8601 timestamp (UTC when it has no offset) or a duration back from now: ``90m``, ``24h``,
     ``7d``, ``2w``. Raises ``ValueError`` naming both accepted forms."""
@@ -143,8 +181,7 @@ def srm_check(observed: Mapping[str, int], weights: Mapping[str, int] | None, *,
     if min(expected.values()) < MIN_EXPECTED_PER_ARM:
         return result(False, False, f"not checked: too few calls ({total}); every arm needs at least "
                       f"{MIN_EXPECTED_PER_ARM} expected calls")
-    chi2, p_value = stats.chisquare([observed.get(v, 0) for v in arms], [expected[v] for v in arms])
-    chi2, p_value = float(chi2), float(p_value)
+    chi2, p_value = chisquare([observed.get(v, 0) for v in arms], [expected[v] for v in arms])
     if p_value < alpha:
         return result(True, True, f"sample ratio mismatch (p = {p_value:.2g} < {alpha:g}): the split does not "
                       "match the weights; do not trust this test until the cause is found", chi2, p_value)
@@ -154,10 +191,14 @@ def srm_check(observed: Mapping[str, int], weights: Mapping[str, int] | None, *,
 
 def build_report(engine: sa.Engine, config: ModelsConfig, experiment: str, since: datetime | None = None,
                  ) -> ABReport:
-    """The readout of ``experiment``. Raises ``SQLAlchemyError`` when the database cannot be read."""
+    """The readout of ``experiment``. Raises ``SQLAlchemyError`` when the database cannot be read, and
+    :class:`UnknownTest` when the name is neither a test of the config nor recorded on any call (a typo).
+    A test no longer in the config is still reported from its recorded calls."""
     found = find_test(config, experiment)
     model, test = (None, None) if found is None else found
     arms = fetch_arms(engine, experiment, since, model)
+    if found is None and not arms and (since is None or not fetch_arms(engine, experiment, None)):
+        raise UnknownTest(experiment, sorted(spec.ab_test.name for spec in config if spec.ab_test is not None))
     observed = {a.version: a.calls for a in arms if a.routed_by == "ab_test"}
     if test is not None:
         observed = {**{v: 0 for v, w in test.weights.items() if w > 0}, **observed}

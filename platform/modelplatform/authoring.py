@@ -41,9 +41,10 @@ def dumps_by_value(model: Any) -> bytes:
 
 
 def dump_by_value(model: Any, path: str | Path) -> str:
-    """Write :func:`dumps_by_value` bytes to ``path``; returns the file's sha256."""
+    """Write :func:`dumps_by_value` bytes to ``path`` (its folder created if needed); returns the file's sha256."""
     from modelplatform.artifacts import sha256_hex
 
     data = dumps_by_value(model)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_bytes(data)
     return sha256_hex(data)

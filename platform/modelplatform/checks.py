@@ -9,8 +9,10 @@ Four kinds of check, each problem naming model, version and what to do:
 - ``example``: every example validates against its version's schema, runs through ``predict`` without
   error and, when ``output`` is given, matches it as the API would encode it.
 
-A model whose config entry is broken is still checked against the store and its examples when it can
-be parsed on its own, so one run lists every problem.
+A model whose config entry is broken is still checked against the store and its examples when its
+versions, digests and schemas are sound, so one mistake never hides another. A store that cannot be
+used at all (endpoint unreachable, no credentials, no such bucket) is one problem, not one per version:
+:func:`config_report` tells it apart (``store_error``) so the CLI can say it could not run.
 """
 from __future__ import annotations
 
@@ -23,8 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from modelplatform import artifacts, encoding, loadcheck, versions
-from modelplatform.config import ConfigError, ConfigProblem, Example, ModelSpec, load_config, parse_config
+from modelplatform.config import ConfigProblem, Example, ModelSpec, inspect_config
 from modelplatform.store import ArtifactError, S3ModelStore
 from modelplatform.validation import CompiledSchema
 
@@ -55,53 +59,85 @@ class Problem:
         return {"check": self.check, "model": self.model, "version": self.version, "message": self.message}
 
 
+@dataclass(frozen=True)
+class Report:
+    """What :func:`config_report` found. ``store_error`` says why the store could not be used at all
+    (then its per-version checks did not run); ``warnings`` never fail a check."""
+
+    problems: list[Problem]
+    warnings: list[Problem]
+    store_error: str | None = None
+
+
 def check_config(path: str | Path, store: S3ModelStore | None = None, *,
                  timeout: float = loadcheck.DEFAULT_TIMEOUT_SECONDS) -> list[Problem]:
     """Every problem with the config at ``path``; with ``store``, also every store, model and example
     problem of every active version. Without ``store``, examples are still checked against their schemas.
+    An unusable store is one ``store`` problem without a model.
     """
-    problems: list[Problem] = []
-    try:
-        specs = list(load_config(path))
-    except ConfigError as exc:
-        problems.extend(Problem.from_config(p) for p in exc.config_problems)
-        specs = list(parseable_models(path))
+    report = config_report(path, store, timeout=timeout)
+    if report.store_error is None:
+        return report.problems
+    return [*report.problems, Problem(STORE, report.store_error)]
 
+
+def config_report(path: str | Path, store: S3ModelStore | None = None, *,
+                  timeout: float = loadcheck.DEFAULT_TIMEOUT_SECONDS) -> Report:
+    """:func:`check_config` with the warnings, and an unusable store kept apart from the problems."""
+    inspection = inspect_config(path)
+    problems = [Problem.from_config(p) for p in inspection.problems]
+    warnings = [Problem.from_config(p) for p in inspection.warnings]
+    specs = list(inspection.specs.values())
     for spec in specs:
         for version in spec.active_versions:
             problems.extend(example_schema_problems(spec, version))
-    if store is not None:
-        wanted = [(spec, version) for spec in specs for version in spec.active_versions]
-        with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL_LOADS, len(wanted)))) as pool:
-            for found in pool.map(lambda item: _check_stored_version(store, *item, timeout=timeout), wanted):
-                problems.extend(found)
-    return problems
+    if store is None:
+        return Report(problems, warnings)
+    store_error = unusable_store(store)
+    if store_error is not None:
+        return Report(problems, warnings, store_error)
+    wanted = [(spec, version) for spec in specs for version in spec.active_versions]
+    with ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL_LOADS, len(wanted)))) as pool:
+        for found in pool.map(lambda item: _check_stored_version(store, *item, timeout=timeout), wanted):
+            problems.extend(found)
+    return Report(problems, warnings)
 
 
-def parseable_models(path: str | Path) -> Iterator[ModelSpec]:
-    """The models of a config with problems that are valid on their own (none if it is not a JSON object)."""
+def unusable_store(store: S3ModelStore) -> str | None:
+    """Why ``store`` cannot be used at all (endpoint unreachable, no credentials, no such bucket), with
+    what to check; None when it answers.
+
+    A refusal (403) is not reported here: read-only credentials often may not list a bucket, and each
+    version's own read then says what it could not do.
+    """
+    endpoint = store.client.meta.endpoint_url
+    where = f"the model store {store.location} at {endpoint}"
+    advice = ("check AWS_ENDPOINT_URL (unset for AWS itself) and the credentials (AWS_PROFILE, "
+              "AWS_ACCESS_KEY_ID…); for the demo, run this from its checkout while `make demo` runs")
     try:
-        data = json.loads(Path(path).read_bytes())
-    except (OSError, ValueError):
-        return
-    if not isinstance(data, dict):
-        return
-    for name, body in data.items():
-        if name == "$schema":
-            continue
-        try:
-            yield from parse_config({name: body}, source=str(path))
-        except ConfigError:
-            continue
+        store.client.head_bucket(Bucket=store.location.bucket)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            return f"cannot use {where}: bucket {store.location.bucket!r} does not exist there; {advice}"
+        return None
+    except BotoCoreError as exc:
+        return f"cannot reach {where}: {exc}; {advice}"
+    return None
 
 
 def _check_stored_version(store: S3ModelStore, spec: ModelSpec, version: str, *, timeout: float) -> list[Problem]:
     try:
         data = store.fetch(spec.name, version)
     except ArtifactError as exc:
-        return [Problem(STORE, f"{exc.reason}; publish it with `modelplatform publish FILE --model {spec.name} "
-                               f"--version {version}` or remove the version from active_model_versions",
-                        spec.name, version)]
+        try:
+            missing = not store.exists(spec.name, version)
+        except ArtifactError:
+            missing = False
+        advice = (f"publish it with `modelplatform publish FILE --model {spec.name} --version {version}` or "
+                  "remove the version from active_model_versions") if missing else \
+            "check that these credentials may read it (s3:GetObject)"
+        return [Problem(STORE, f"{exc.reason}; {advice}", spec.name, version)]
     return check_artifact(spec, version, data, timeout=timeout)
 
 

@@ -2,8 +2,12 @@
 
 :func:`load_config` reads and validates a file; :func:`parse_config` does the same for an
 already-decoded document. Both raise :class:`ConfigError` listing *every* problem found: first the
-structure (the JSON Schema shipped as ``modelplatform/schemas/models-config.schema.json``), then,
-for each structurally sound model, the semantic rules of the spec.
+structure (the JSON Schema shipped as ``modelplatform/schemas/models-config.schema.json``), then the
+semantic rules of the spec, for each model whose core (versions, digests, schemas) is sound.
+
+:func:`inspect_config` never raises: it returns every problem, the warnings (keys that cover no
+active version, fine while a version is being prepared), and a spec for every model whose versions
+can still be checked, broken entries included, so ``check-config`` can list every problem at once.
 """
 from __future__ import annotations
 
@@ -113,24 +117,45 @@ def config_json_schema() -> dict[str, Any]:
     return json.loads(text)
 
 
+@dataclass(frozen=True)
+class ConfigInspection:
+    """Everything known about a config file, whether or not it is valid.
+
+    ``specs`` holds every model whose versions can be checked: valid ones, and broken ones whose
+    ``active_model_versions``, ``sha256`` and ``schemas`` are sound (their broken optional parts left
+    out). ``problems`` make the config invalid; ``warnings`` do not.
+    """
+
+    specs: Mapping[str, ModelSpec]
+    problems: tuple[ConfigProblem, ...]
+    warnings: tuple[ConfigProblem, ...]
+    revision: str | None = None
+
+
 def load_config(path: str | Path) -> ModelsConfig:
     """Read, decode and validate a config file. Raises :class:`ConfigError`."""
+    inspection = inspect_config(path)
+    if inspection.problems:
+        raise ConfigError(list(inspection.problems), str(path))
+    assert inspection.revision is not None
+    return ModelsConfig(models=MappingProxyType(dict(inspection.specs)), revision=inspection.revision,
+                        source=str(path))
+
+
+def inspect_config(path: str | Path) -> ConfigInspection:
+    """Read and decode a config file and list its problems and warnings; never raises."""
     path = Path(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ConfigError([ConfigProblem(f"cannot read config file: {exc.strerror or exc}")], str(path)) from None
+        return ConfigInspection({}, (ConfigProblem(f"cannot read config file: {exc.strerror or exc}"),), ())
     try:
         data, duplicates = decode_config(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError([ConfigProblem(f"not valid JSON: {exc}")], str(path)) from None
-    try:
-        config = parse_config(data, source=str(path), revision=hashlib.sha256(raw).hexdigest()[:12])
-    except ConfigError as exc:
-        raise ConfigError(duplicates + list(exc.config_problems), str(path)) from None
-    if duplicates:
-        raise ConfigError(duplicates, str(path))
-    return config
+        return ConfigInspection({}, (ConfigProblem(f"not valid JSON: {exc}"),), ())
+    specs, problems = inspect_document(data)
+    return ConfigInspection(MappingProxyType(specs), tuple(duplicates + problems), tuple(config_warnings(specs)),
+                            hashlib.sha256(raw).hexdigest()[:12])
 
 
 def decode_config(raw: bytes | str) -> tuple[Any, list[ConfigProblem]]:
@@ -172,17 +197,7 @@ def decode_config(raw: bytes | str) -> tuple[Any, list[ConfigProblem]]:
 
 def parse_config(data: Any, *, source: str = "config", revision: str | None = None) -> ModelsConfig:
     """Validate a decoded config document and build :class:`ModelsConfig`. Raises :class:`ConfigError`."""
-    problems = structural_problems(data)
-    if not isinstance(data, dict):
-        raise ConfigError(problems, source)
-    broken = {p.model for p in problems}  # semantics are checked only where the structure holds
-    specs: dict[str, ModelSpec] = {}
-    for name, body in data.items():
-        if name == "$schema" or name in broken:
-            continue
-        spec = _build_spec(name, body)
-        problems.extend(semantic_problems(spec))
-        specs[name] = spec
+    specs, problems = inspect_document(data)
     if problems:
         raise ConfigError(problems, source)
     if revision is None:
@@ -190,11 +205,87 @@ def parse_config(data: Any, *, source: str = "config", revision: str | None = No
     return ModelsConfig(models=MappingProxyType(specs), revision=revision, source=source)
 
 
-def structural_problems(data: Any) -> list[ConfigProblem]:
-    """Violations of the config's JSON Schema, attributed to the model they sit in."""
+# what a model's versions need to be checked at all; the other fields can be left out when broken
+CORE_FIELDS = ("active_model_versions", "sha256", "schemas")
+
+
+def inspect_document(data: Any) -> tuple[dict[str, ModelSpec], list[ConfigProblem]]:
+    """Every problem of a decoded config, and a spec for each model whose versions can be checked.
+
+    A model whose structure is broken only outside :data:`CORE_FIELDS` (weights written ``50.5``, a
+    misspelt key, a missing ``default``) still gets a spec without the broken parts, and the semantic
+    rules are checked on what remains, so one mistake never hides the others.
+    """
+    errors = structural_errors(data)
+    problems = structural_problems(data, errors)
+    if not isinstance(data, dict):
+        return {}, problems
+    broken_fields: dict[str, set[str]] = {}
+    for error_model, field_name in _structural_locations(errors):
+        broken_fields.setdefault(error_model, set()).add(field_name)
+    specs: dict[str, ModelSpec] = {}
+    for name, body in data.items():
+        if name == "$schema" or not isinstance(body, dict):
+            continue
+        broken = broken_fields.get(name, set())
+        if any(f in broken or f not in body for f in CORE_FIELDS):
+            continue  # nothing to check the versions against until the structure is fixed
+        if broken:
+            body = {k: v for k, v in body.items() if k not in broken}
+            if "default" not in body:  # reported already; any active version lets the rest be checked
+                body["default"] = body["active_model_versions"][0]
+        spec = _build_spec(name, body)
+        problems.extend(semantic_problems(spec))
+        specs[name] = spec
+    return specs, problems
+
+
+def _structural_locations(errors: list[jsonschema.ValidationError]) -> list[tuple[str, str]]:
+    """``(model, field)`` of every structural error inside a model's entry: the field it sits in, each
+    missing required field, or ``*`` when the entry is not an object."""
+    found = []
+    for error in errors:
+        path = list(error.absolute_path)
+        if not path:
+            continue
+        model = str(path[0])
+        if len(path) >= 2:
+            found.append((model, str(path[1])))
+        elif error.validator == "required" and isinstance(error.instance, dict):
+            found.extend((model, f) for f in error.validator_value if f not in error.instance)
+        elif error.validator == "type":
+            found.append((model, "*"))  # the entry is not an object at all
+    return found
+
+
+def config_warnings(specs: Mapping[str, ModelSpec]) -> list[ConfigProblem]:
+    """What is allowed but worth a look: ``schemas`` and ``examples`` keys that cover no active version.
+
+    Such a key is how a version is prepared before it is published and activated
+    (:mod:`modelplatform.testing` runs its examples against a local file); otherwise it is a typo or a
+    leftover of a retired version.
+    """
+    warnings = []
+    for spec in specs.values():
+        for field_name, keys in (("schemas", spec.schemas), ("examples", spec.examples)):
+            for key in keys:
+                if not any(versions.matches(key, v) for v in spec.active_versions):
+                    warnings.append(ConfigProblem(
+                        f"{field_name} key {key!r} covers no active version: fine while that version is "
+                        "being prepared; otherwise a typo or a leftover, remove it", model=spec.name))
+    return warnings
+
+
+def structural_errors(data: Any) -> list[jsonschema.ValidationError]:
+    """Violations of the config's JSON Schema, sorted by where they are."""
     validator = jsonschema.Draft202012Validator(config_json_schema())
+    return sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+
+
+def structural_problems(data: Any, errors: list[jsonschema.ValidationError] | None = None) -> list[ConfigProblem]:
+    """Violations of the config's JSON Schema (``errors``, if already found), attributed to their model."""
     problems = []
-    for error in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+    for error in structural_errors(data) if errors is None else errors:
         path = list(error.absolute_path)
         model = str(path[0]) if path else None
         if not path and "propertyNames" in error.schema_path:
@@ -264,10 +355,6 @@ def semantic_problems(spec: ModelSpec) -> list[ConfigProblem]:
                     f"{version!r} or {'.'.join(version.split('.')[:-1] + ['X'])!r}", version)
         elif len(keys) > 1:
             problem(f"schema keys {keys} are equally specific for this version; make one more specific", version)
-
-    for key in spec.examples:
-        if not any(versions.matches(key, v) for v in spec.active_versions):
-            problem(f"examples key {key!r} covers no active version")
 
     if spec.ab_test is not None:
         ab = spec.ab_test

@@ -2,11 +2,14 @@
 the production web command, with ready-to-paste ``curl`` calls.
 
 :func:`serve` starts, in order: Postgres (``pgserver``, data under ``<data-dir>/pgdata``), moto's S3
-server on a free loopback port, publishes the committed example artifacts
-(``examples/models/<name>/<version>.dill``) to it, runs the Alembic migrations and starts the
-Procfile ``web:`` command (gunicorn). Ctrl-C (SIGINT), SIGTERM or SIGHUP stops them in reverse order and
-returns 0. Re-running reuses the data dir. :func:`show_rows` prints the latest audit rows of a
-running demo, for a look at the ``inferences`` table without ``psql``.
+server on loopback with the objects of earlier runs put back (:mod:`modelplatform.demo_s3`, kept under
+``<data-dir>/s3``), publishes the committed example artifacts (``examples/models/<name>/<version>.dill``)
+and checks that every other active version of the config is in the store, runs the Alembic migrations
+and starts the Procfile ``web:`` command (gunicorn), whose output goes to ``<data-dir>/server.log``
+(reloads, warnings and errors are echoed to the terminal; request lines are not, so they never scroll
+the calls away). Once it serves, it writes ``<data-dir>/demo.json`` (:mod:`modelplatform.demostate`),
+which lets the other commands find it. Ctrl-C (SIGINT), SIGTERM or SIGHUP stops everything in reverse
+order and returns 0. Re-running reuses the data dir: audit rows and published versions are still there.
 
 Nothing is started at import time; the heavy imports (pgserver, moto) happen inside the functions.
 """
@@ -21,9 +24,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
@@ -31,20 +36,24 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from modelplatform import artifacts
+from modelplatform import artifacts, demostate
 from modelplatform.config import ConfigError, ModelsConfig, load_config
+from modelplatform.demostate import DUMMY_AWS, DemoState
 from modelplatform.settings import DEFAULT_CONFIG_PATH, StoreLocation
-from modelplatform.store import S3ModelStore, VersionExists
+from modelplatform.store import ArtifactError, S3ModelStore, VersionExists
 
 DEMO_BUCKET = "modelplatform-demo"
 DEMO_PREFIX = "models"
-STATE_FILE = "demo.json"
+SERVER_LOG = "server.log"
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 20.0
-# their INFO lines (every S3 request, every pg_ctl call) would bury the calls the demo prints
-QUIET_LOGGERS = ("pgserver", "werkzeug", "alembic")
-# moto accepts any credentials; real ones must never reach the local endpoint
-DUMMY_AWS = {"AWS_ACCESS_KEY_ID": "demo", "AWS_SECRET_ACCESS_KEY": "demo", "AWS_DEFAULT_REGION": "us-east-1"}
+ECHO_INTERVAL_S = 0.2
+BANNER_END = "Ctrl-C stops the server, S3 and Postgres."
+# their INFO lines (every S3 request, every pg_ctl call, Alembic's plugin set-up) would bury the calls
+# the demo prints
+QUIET_LOGGERS = ("pgserver", "werkzeug", "alembic", "botocore")
+# server log lines echoed to the terminal whatever their level: the verdict of a config reload
+ECHOED_PREFIXES = ("reload accepted", "reload refused", "reload problem")
 
 
 class DemoError(Exception):
@@ -65,7 +74,8 @@ class Stopped(BaseException):
 class DemoOptions:
     host: str = "127.0.0.1"
     port: int = 8000
-    data_dir: Path = Path(".demo")
+    data_dir: Path = demostate.DEFAULT_DATA_DIR
+    s3_port: int = 0  # 0: the previous run's port when free, else any free one
     out: Callable[[str], None] = field(default=print)
 
 
@@ -110,20 +120,6 @@ def postgres(pgdata: Path) -> Iterator[str]:
         server.cleanup()
 
 
-@contextmanager
-def local_s3() -> Iterator[str]:
-    """moto's S3 server on a free loopback port; yields its endpoint URL."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 def s3_client(aws_env: dict[str, str]) -> Any:
     """A boto3 S3 client for the local endpoint, configured explicitly rather than through os.environ."""
     import boto3
@@ -131,15 +127,6 @@ def s3_client(aws_env: dict[str, str]) -> Any:
     return boto3.client("s3", endpoint_url=aws_env["AWS_ENDPOINT_URL"], region_name=aws_env["AWS_DEFAULT_REGION"],
                         aws_access_key_id=aws_env["AWS_ACCESS_KEY_ID"],
                         aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"])
-
-
-def ensure_bucket(store: S3ModelStore) -> None:
-    """Create the store's bucket unless it is already there."""
-    client = store.client
-    try:
-        client.create_bucket(Bucket=store.location.bucket)
-    except client.exceptions.BucketAlreadyOwnedByYou:
-        pass
 
 
 def publish(store: S3ModelStore, model: str, version: str, data: bytes) -> str:
@@ -150,34 +137,53 @@ def publish(store: S3ModelStore, model: str, version: str, data: bytes) -> str:
     """
     sha256 = artifacts.sha256_hex(data)
     try:
-        store.publish(model, version, data, sha256)  # the same conditional write as `modelplatform publish`
+        if not store.exists(model, version):
+            store.publish(model, version, data, sha256)  # the same conditional write as `modelplatform publish`
+            return "published"
     except VersionExists:
-        if artifacts.sha256_hex(store.fetch(model, version)) != sha256:
-            raise DemoError(f"{store.url(model, version)} already holds different bytes; published versions "
-                            f"are immutable (remove the demo data dir to start afresh)") from None
-        return "already published"
-    return "published"
+        pass  # published between the two calls
+    if artifacts.sha256_hex(store.fetch(model, version)) != sha256:
+        raise DemoError(f"{store.url(model, version)} already holds different bytes; published versions "
+                        f"are immutable (remove the demo data dir to start afresh)") from None
+    return "already published"
 
 
 def artifact_path(root: Path, model: str, version: str) -> Path:
     return root / "examples" / "models" / model / f"{version}.dill"
 
 
-def publish_examples(store: S3ModelStore, config: ModelsConfig, root: Path, out: Callable[[str], None]) -> None:
-    """Publish the committed artifact of every active version, checked against the config's sha256 first."""
+def prepare_store(store: S3ModelStore, config: ModelsConfig, root: Path, out: Callable[[str], None]) -> None:
+    """Make sure every active version of ``config`` is in the store with its pinned sha256.
+
+    A version with a committed example artifact is published from it (checked against the config
+    first); any other (one a user published into the demo) must already be in the store, kept from an
+    earlier run. Raises :class:`DemoError` naming the version and what to do.
+    """
     for spec in config:
         for version in spec.active_versions:
             path = artifact_path(root, spec.name, version)
-            if not path.is_file():
-                raise DemoError(f"{spec.name} {version}: no artifact at {path}; build it with "
-                                "`python examples/build_models.py`")
-            data = path.read_bytes()
+            if path.is_file():
+                data = path.read_bytes()
+                try:
+                    artifacts.verify(spec.name, version, data, spec.sha256[version])
+                except artifacts.ArtifactRejected as exc:
+                    raise DemoError(str(exc)) from None
+                out(f"  {publish(store, spec.name, version, data)} {store.url(spec.name, version)}")
+                continue
+            try:
+                data = store.fetch(spec.name, version)
+            except ArtifactError as exc:
+                raise DemoError(
+                    f"{spec.name} {version} is active in the config but {exc.reason}, and there is no example "
+                    f"artifact {path}: the demo keeps what is published into it, so it was published to "
+                    "another store or the demo's data dir was removed. Take the version out of the config "
+                    "(active_model_versions, and default, ab_test or shadow if they name it), start the "
+                    "demo and publish it again (docs/first-model.md)") from None
             try:
                 artifacts.verify(spec.name, version, data, spec.sha256[version])
             except artifacts.ArtifactRejected as exc:
-                raise DemoError(str(exc)) from None
-            outcome = publish(store, spec.name, version, data)
-            out(f"  {outcome} {store.url(spec.name, version)}")
+                raise DemoError(f"{exc}; the config must pin the sha256 `modelplatform publish` printed") from None
+            out(f"  kept      {store.url(spec.name, version)} (published earlier)")
 
 
 def web_command(root: Path) -> list[str]:
@@ -191,13 +197,13 @@ def web_command(root: Path) -> list[str]:
     raise DemoError(f"{root / 'Procfile'} has no web: line")
 
 
-def wait_ready(base_url: str, process: subprocess.Popen, timeout: float = READY_TIMEOUT_S) -> None:
+def wait_ready(base_url: str, process: subprocess.Popen, log: Path, timeout: float = READY_TIMEOUT_S) -> None:
     """Poll ``/readyz`` until it answers 200. Raises :class:`DemoError` if the server exits or times out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise DemoError(f"the web server exited with code {process.returncode} before it was ready; "
-                            "its log is above")
+                            f"its errors are above, its whole log is {log}")
         try:
             with urllib.request.urlopen(f"{base_url}/readyz", timeout=2) as response:
                 if response.status == 200:
@@ -205,7 +211,7 @@ def wait_ready(base_url: str, process: subprocess.Popen, timeout: float = READY_
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.25)
-    raise DemoError(f"the web server was not ready after {timeout:.0f}s; its log is above")
+    raise DemoError(f"the web server was not ready after {timeout:.0f}s; its log is {log}")
 
 
 def stop_process_group(process: subprocess.Popen, timeout: float = STOP_TIMEOUT_S) -> None:
@@ -221,6 +227,57 @@ def stop_process_group(process: subprocess.Popen, timeout: float = STOP_TIMEOUT_
     except subprocess.TimeoutExpired:
         signal_group(signal.SIGKILL)
         process.wait(timeout)
+
+
+class LogEcho:
+    """Follows the web server's log file and prints what a person at the terminal must see: the lines
+    of :data:`ECHOED_PREFIXES` (reload accepted or refused, its problems) and warnings and errors, never the
+    request lines."""
+
+    def __init__(self, path: Path, out: Callable[[str], None], offset: int = 0) -> None:
+        self.path, self.out, self.offset = path, out, offset
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-log-echo", daemon=True)
+
+    def __enter__(self) -> "LogEcho":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @staticmethod
+    def shown(line: str) -> str | None:
+        """The text to print for one log line, or None."""
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            return f"[server] {line}" if line.strip() else None  # e.g. a traceback before logging is set up
+        level, message = doc.get("level", ""), str(doc.get("message", ""))
+        if level in ("WARNING", "ERROR", "CRITICAL") or message.startswith(ECHOED_PREFIXES):
+            return f"[server] {level} {message}"
+        return None
+
+    def _run(self) -> None:
+        pending = ""
+        with self.path.open("r", encoding="utf-8", errors="replace") as log:
+            log.seek(self.offset)
+            while True:
+                chunk = log.readline()
+                if chunk:
+                    pending += chunk
+                    if pending.endswith("\n"):
+                        shown = self.shown(pending.rstrip("\n"))
+                        pending = ""
+                        if shown is not None:
+                            self.out(shown)
+                    continue
+                if self._stop.is_set():
+                    return
+                self._stop.wait(ECHO_INTERVAL_S)
 
 
 # --- what the user sees ---------------------------------------------------------------------------
@@ -259,8 +316,8 @@ def example_calls(base_url: str, config: ModelsConfig, model: str = "auto_pricin
     return calls
 
 
-def rows_command(data_dir: Path) -> str:
-    """How to run ``modelplatform demo rows`` from here, whether or not the venv is activated."""
+def cli_command(*args: str) -> str:
+    """How to run ``modelplatform ARGS`` from here: ``modelplatform`` when the venv is active, else its path."""
     script = Path(sys.executable).parent / "modelplatform"
     if shutil.which("modelplatform") == str(script):
         argv = ["modelplatform"]
@@ -269,24 +326,40 @@ def rows_command(data_dir: Path) -> str:
         argv = [str(script) if relative.startswith("..") else relative]
     else:
         argv = [sys.executable, "-m", "modelplatform.cli"]
-    return shlex.join([*argv, "demo", "rows", "--data-dir", str(data_dir)])
+    return shlex.join([*argv, *args])
 
 
-def banner(base_url: str, calls: list[Call], data_dir: Path, database_url: str, endpoint: str) -> str:
+def banner(base_url: str, calls: list[Call], data_dir: Path, database_url: str, endpoint: str, config_path: Path,
+           log: Path) -> str:
+    where = [] if data_dir == demostate.DEFAULT_DATA_DIR else ["--data-dir", str(data_dir)]
     lines = [
         "",
         f"modelplatform demo is serving on {base_url}",
-        f"  Postgres   {database_url}",
-        f"  S3         {endpoint}  s3://{DEMO_BUCKET}/{DEMO_PREFIX}",
+        f"  Postgres    {database_url}",
+        f"  S3          {endpoint}  s3://{DEMO_BUCKET}/{DEMO_PREFIX}  (objects kept in {data_dir / 's3'})",
+        f"  config      {config_path}  (edit it, then: modelplatform demo reload)",
+        f"  server log  {log}  (a line per request; reloads and errors show here too)",
         "Paste these (the comment gives the status to expect):",
         "",
         *(call.render() + "\n" for call in calls),
         "# the latest rows of the inferences audit table (no psql needed)",
-        rows_command(data_dir),
+        cli_command("demo", "rows", *where),
         "",
-        "Ctrl-C stops the server, S3 and Postgres.",
+        "In another terminal, in this directory, `. .venv/bin/activate` puts modelplatform on your PATH; its",
+        "commands (publish, check-config, ab-report, demo rows, demo reload) find this demo by themselves.",
+        "A first model of your own, end to end: docs/first-model.md",
+        BANNER_END,
     ]
     return "\n".join(lines)
+
+
+def quiet_logs() -> None:
+    """Keep the terminal for what the demo says: libraries' INFO lines and warnings about the machine
+    (pgserver's platformdirs warns when XDG_RUNTIME_DIR is unset) are noise here. Call it before
+    importing Alembic, which logs its plugin set-up at import."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
 # --- the command ----------------------------------------------------------------------------------
@@ -328,10 +401,9 @@ def signals_deferred() -> Iterator[None]:
 
 def serve(options: DemoOptions) -> int:
     """Run the demo until SIGINT/SIGTERM/SIGHUP. Returns 0 on a requested stop; raises :class:`DemoError`."""
-    from modelplatform import db
+    quiet_logs()
+    from modelplatform import db, demo_s3
 
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
     out = options.out
     root = db.project_root()
     data_dir = options.data_dir.resolve()
@@ -342,6 +414,10 @@ def serve(options: DemoOptions) -> int:
         raise DemoError(str(exc)) from None
     base_url = f"http://{options.host}:{options.port}"
     ensure_port_free(options.host, options.port)
+    running = demostate.read(data_dir)
+    if running is not None:
+        raise DemoError(f"a demo is already running with {data_dir} (pid {running.pid}, {running.base_url}); "
+                        "stop it first, or pick another --data-dir")
     command = web_command(root)
 
     with stop_on_signals(), ExitStack() as stack:
@@ -349,69 +425,52 @@ def serve(options: DemoOptions) -> int:
             out(f"starting Postgres (data in {data_dir / 'pgdata'})")
             with signals_deferred():
                 database_url = stack.enter_context(postgres(data_dir / "pgdata"))
-            out("starting a local S3 endpoint (moto)")
+            out(f"starting a local S3 endpoint (moto; objects kept in {data_dir / 's3'})")
             with signals_deferred():
-                endpoint = stack.enter_context(local_s3())
+                try:
+                    endpoint = stack.enter_context(demo_s3.persistent_s3(data_dir / "s3", DEMO_BUCKET, DUMMY_AWS,
+                                                                         port=options.s3_port))
+                except demo_s3.LocalS3Error as exc:
+                    raise DemoError(str(exc)) from None
             aws_env = {"AWS_ENDPOINT_URL": endpoint, **DUMMY_AWS}
             location = StoreLocation(bucket=DEMO_BUCKET, prefix=DEMO_PREFIX)
             store = S3ModelStore(location, client=s3_client(aws_env))
-            ensure_bucket(store)
             out("publishing the example models")
-            publish_examples(store, config, root, out)
+            prepare_store(store, config, root, out)
             out("applying database migrations")
             db.upgrade(database_url)
 
+            log = data_dir / SERVER_LOG
             env = {**{k: v for k, v in os.environ.items() if k != "AWS_PROFILE"}, **aws_env,
                    "HOST": options.host, "PORT": str(options.port), "DATABASE_URL": database_url,
                    "MODEL_STORE_URL": str(location), "MODELS_CONFIG": str(config_path)}
             out(f"starting the web server: {shlex.join(command)}")
+            out(f"  its log: {log}")
+            log_file = stack.enter_context(log.open("ab"))
+            offset = log_file.tell()
             # its own session and process group: a terminal's Ctrl-C reaches only us, we stop it before
             # Postgres, and the group's signal reaches every worker.
             # Not started under signals_deferred(): a child inherits the blocked mask and gunicorn
             # would never see our SIGTERM.
-            server = subprocess.Popen(command, cwd=root, env=env, start_new_session=True)
+            server = subprocess.Popen(command, cwd=root, env=env, stdin=subprocess.DEVNULL, stdout=log_file,
+                                      stderr=subprocess.STDOUT, start_new_session=True)
             stack.callback(stop_process_group, server)
-            wait_ready(base_url, server)
+            stack.enter_context(LogEcho(log, out, offset))
+            wait_ready(base_url, server, log)
 
-            state = data_dir / STATE_FILE
-            state.write_text(json.dumps({"pid": os.getpid(), "base_url": base_url, "database_url": database_url}))
-            stack.callback(state.unlink, missing_ok=True)
-            out(banner(base_url, example_calls(base_url, config), options.data_dir, database_url, endpoint))
+            state = DemoState(data_dir=str(data_dir), pid=os.getpid(), server_pid=server.pid, server_log=str(log),
+                              base_url=base_url, database_url=database_url, aws_endpoint_url=endpoint,
+                              model_store_url=str(location), models_config=str(config_path))
+            stack.callback(state.write().unlink, missing_ok=True)
+            out(banner(base_url, example_calls(base_url, config), options.data_dir, database_url, endpoint,
+                       demostate.shown_path(config_path), demostate.shown_path(log)))
             sys.stdout.flush()
             code = server.wait()
-            raise DemoError(f"the web server exited unexpectedly with code {code}; its log is above")
+            raise DemoError(f"the web server exited unexpectedly with code {code}; its log is {log}")
         except Stopped as stop:
             out(f"\n{stop.args[0]} received: stopping the web server, S3 and Postgres")
         except BaseException:
             ignore_stop_signals()  # from here the stack unwinds: a Ctrl-C must not cut the cleanup short
             raise
     out("demo stopped")
-    return 0
-
-
-def show_rows(data_dir: Path, limit: int = 10, out: Callable[[str], None] = print) -> int:
-    """Print the latest ``limit`` audit rows of the demo running with ``data_dir``. Raises :class:`DemoError`."""
-    import sqlalchemy as sa
-
-    from modelplatform.settings import normalize_database_url
-
-    state = data_dir.resolve() / STATE_FILE
-    if not state.is_file():
-        raise DemoError(f"no running demo uses {data_dir} (start it with `modelplatform demo`)")
-    database_url = json.loads(state.read_text())["database_url"]
-    engine = sa.create_engine(normalize_database_url(database_url))
-    query = sa.text("select created_at, model, version, routed_by, experiment, status, latency_ms, output, error "
-                    "from inferences order by created_at desc limit :limit")
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(query, {"limit": limit}).mappings().all()
-    except sa.exc.OperationalError as exc:
-        raise DemoError(f"cannot reach the demo's Postgres: {exc.orig}") from None
-    finally:
-        engine.dispose()
-    out(f"{len(rows)} latest inference(s), newest first:")
-    for row in rows:
-        result = row["output"] if row["status"] == "ok" else row["error"]
-        out(f"{row['created_at']:%H:%M:%S} {row['model']} {row['version']:<7} {row['routed_by']:<8} "
-            f"{row['status']:<13} {row['latency_ms']:7.2f} ms  {json.dumps(result)[:100]}")
     return 0

@@ -9,15 +9,16 @@
 
 It runs exactly what ``modelplatform check-config`` runs for that version: the file's sha256 against
 the config (when pinned), loading in a child process, and every example through the schema, ``predict``
-and the expected ``output``.
+and the expected ``output``. The version need not be active: a ``schemas`` key and ``examples`` key
+covering it (``"2.2.X"``) are all it takes to test a version before it is published.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from modelplatform import loadcheck, versions
-from modelplatform.checks import Problem, check_artifact, example_schema_problems, parseable_models
-from modelplatform.config import ConfigError, load_config
+from modelplatform.checks import Problem, check_artifact, example_schema_problems
+from modelplatform.config import inspect_config
 from modelplatform.store import ArtifactError, S3ModelStore
 
 
@@ -37,25 +38,26 @@ def version_problems(config_path: str | Path, model: str, version: str, *, store
 
     The file comes from ``file`` (a local dill file, e.g. before publishing) or else from ``store``;
     with neither, only the examples' schemas are checked. The version need not be active yet, so a
-    new version can be tested before the config PR; it must be covered by a schema.
+    new version can be tested before it is published; it must be covered by a schema. Problems of the
+    model's config entry are listed with the others; other models' problems are not this test's business.
     """
-    try:
-        specs = dict(load_config(config_path).models)
-    except ConfigError as exc:
-        # another model's mistakes are not this test's business
-        mine = [Problem.from_config(p) for p in exc.config_problems if p.model in (None, model)]
-        if mine:
-            return mine
-        specs = {spec.name: spec for spec in parseable_models(config_path)}
-    spec = specs.get(model)
+    inspection = inspect_config(config_path)
+    problems = [Problem.from_config(p) for p in inspection.problems if p.model in (None, model)]
+    spec = inspection.specs.get(model)
     if spec is None:
+        if problems:
+            return problems
         return [Problem("config", f"no model {model!r} in {config_path}", model, version)]
     if len(versions.resolve(version, spec.schemas)) != 1:
-        return [Problem("config", "no single schema covers this version; add a schemas key for it",
-                        model, version)]
-    problems = example_schema_problems(spec, version)
+        return problems + [Problem("config", "no single schema covers this version; add a schemas key for it "
+                                             f"such as {'.'.join(version.split('.')[:-1] + ['X'])!r}",
+                                   model, version)]
+    problems += example_schema_problems(spec, version)
     if file is not None:
-        data = Path(file).read_bytes()
+        try:
+            data = Path(file).read_bytes()
+        except OSError as exc:
+            return problems + [Problem("model", f"cannot read {file}: {exc.strerror or exc}", model, version)]
     elif store is not None:
         try:
             data = store.fetch(model, version)

@@ -53,7 +53,8 @@ def run(conn: sa.Connection, sql: str, key: str = "arm") -> dict[str, dict]:
 
 
 def test_every_analysis_query_in_the_docs_runs_and_answers(analyst_db: sa.Connection) -> None:
-    view, window, split, per_call, per_unit, z_test, shadow = sql_statements(ROOT / "docs" / "ab-testing.md")
+    view, window, split, per_call, per_unit, z_test, shadow, status_diff = \
+        sql_statements(ROOT / "docs" / "ab-testing.md")
 
     assert run(analyst_db, view, "version")["2.1.0"]["calls"] == 5
     assert run(analyst_db, window, "version")["2.1.0"]["calls"] == 5
@@ -74,9 +75,41 @@ def test_every_analysis_query_in_the_docs_runs_and_answers(analyst_db: sa.Connec
 
     (shadowed,) = run(analyst_db, shadow, "shadow").values()
     assert (shadowed["shadow"], shadowed["calls"], float(shadowed["mean_abs_premium_diff"])) == ("2.2.0", 9, 5)
+    assert float(shadowed["ok_rate"]) == 1.0
+
+    assert list(analyst_db.execute(sa.text(status_diff))) == []  # every shadow answered as its live call did
+    fail_one_shadow(analyst_db, "r5")
+    (diff,) = [dict(r._mapping) for r in analyst_db.execute(sa.text(status_diff))]
+    assert diff == {"live_version": "2.1.1", "live_status": "ok", "shadow_version": "2.2.0",
+                    "shadow_status": "error", "calls": 1}
 
 
-def test_the_readme_query_runs(analyst_db: sa.Connection) -> None:
-    (query,) = [b for b in sql_statements(ROOT / "README.md") if "policy_sales" in b]
-    arms = run(analyst_db, query)
+def fail_one_shadow(conn: sa.Connection, request_id: str) -> None:
+    conn.execute(sa.text("update inferences set status = 'error', output = null, error = '{\"type\": \"Boom\"}' "
+                         "where routed_by = 'shadow' and request_id = :r"), {"r": request_id})
+
+
+def test_every_readme_query_runs_and_counts_no_shadow_call_as_traffic(analyst_db: sa.Connection) -> None:
+    """Issue 12: "premiums by version" showed the shadow version with as many rows as live traffic."""
+    premiums, failures, shadow_diff, conversion = sql_statements(ROOT / "README.md")
+    fail_one_shadow(analyst_db, "r2")
+    analyst_db.execute(sa.text("""
+        insert into inferences (id, model, version, routed_by, status, input, error, latency_ms, request_id,
+                                artifact_sha256)
+        values (gen_random_uuid(), 'auto_pricing', '2.1.1', 'pinned', 'rejected', '{}',
+                '{"code": "unknown_vehicle"}', 1, 'r-rejected', repeat('0', 64))
+    """))
+
+    by_version = run(analyst_db, premiums, "version")
+    assert {v: (r["count"], float(r["avg_premium"])) for v, r in by_version.items()} == \
+        {"2.1.0": (5, 100.0), "2.1.1": (4, 110.0)}  # no 2.2.0: its answers reached no customer
+
+    (failed,) = [dict(r._mapping) for r in analyst_db.execute(sa.text(failures))]
+    assert (failed["version"], failed["status"], failed["error"]) == ("2.1.1", "rejected", {"code": "unknown_vehicle"})
+
+    (differs,) = run(analyst_db, shadow_diff, "shadow_version").values()
+    # the failed shadow has no premium, which differs too
+    assert (differs["shadow_version"], differs["calls"], float(differs["differs"])) == ("2.2.0", 9, 1.0)
+
+    arms = run(analyst_db, conversion)
     assert float(arms["2.1.1"]["conversion"]) == 0.5

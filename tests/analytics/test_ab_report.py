@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -113,7 +115,19 @@ def test_experiment_missing_from_config_is_reported_without_a_check(seed, report
     assert "not checked: the experiment is not in the config" in out
 
 
-def test_experiment_without_calls(report) -> None:
+def test_a_misspelled_test_name_lists_the_known_tests_and_exits_1(seed, report) -> None:
+    """Issue 12: a typo used to exit 0 with "no calls recorded", as if the test had no traffic yet."""
+    seed("retired", "1.0.0", 20)  # calls of a test no longer in the config do not make a typo known
+    code, out, err = report("claen")
+    assert (code, out) == (1, "")
+    assert err == ("modelplatform ab-report: no A/B test 'claen' in {config}, and no call recorded under that "
+                   "name; the config's tests: clean, skewed, zeroed\n").format(config=err.split(" in ")[1].split(",")[0])
+
+    code, _, err = report("claen", "--since", "7d", "--json")
+    assert code == 1 and "the config's tests: clean, skewed, zeroed" in err
+
+
+def test_experiment_without_calls(clean_db, report) -> None:
     code, out, _ = report("clean")
     assert code == 0
     assert "no calls recorded for this experiment" in out
@@ -163,3 +177,32 @@ def test_parse_since() -> None:
     for bad in ("", "7x", "-1d", "last week"):
         with pytest.raises(ValueError):
             parse_since(bad, now)
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 4, 5, 7, 10, 19, 20, 49, 100])
+def test_chi2_survival_function_matches_scipy(df: int) -> None:
+    from modelplatform.ab_report import chi2_sf
+
+    for x in (0.0, 1e-9, 0.01, 0.5, 1.0, df / 2, df - 1.0, float(df), df + 3.5, 2.0 * df, 18.18, 50.0, 150.0,
+              700.0, 1400.0):
+        expected = stats.chi2.sf(x, df)
+        assert chi2_sf(x, df) == pytest.approx(expected, rel=1e-10, abs=1e-300), (x, df)
+
+
+def test_chisquare_matches_scipy() -> None:
+    from modelplatform.ab_report import chisquare
+
+    for observed, expected in (([1000, 1200], [1100, 1100]), ([5, 9, 31], [15.0, 15.0, 15.0]),
+                               ([900, 2100], [900.0, 2100.0]), ([10, 12, 8, 30], [15.0, 15.0, 15.0, 15.0])):
+        statistic, p_value = chisquare(observed, expected)
+        reference = stats.chisquare(observed, expected)
+        assert statistic == pytest.approx(reference.statistic, rel=1e-12)
+        assert p_value == pytest.approx(reference.pvalue, rel=1e-10)
+
+
+def test_ab_report_imports_no_statistics_library() -> None:
+    """The command used to spend most of its time importing scipy for one p-value (issue 12)."""
+    code = ("import sys, modelplatform.ab_report, modelplatform.cli.ab_report_command; "
+            "print(sorted(m for m in ('scipy', 'numpy') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"

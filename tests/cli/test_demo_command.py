@@ -5,28 +5,27 @@ bounded.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
+from modelplatform.artifacts import sha256_hex
+from modelplatform.settings import StoreLocation
+from modelplatform.store import S3ModelStore
+
+from support.demo_process import DemoProcess, gone
+
 ROOT = Path(__file__).resolve().parents[2]
-BANNER_END = "Ctrl-C stops the server, S3 and Postgres."
-START_TIMEOUT_S = 150
 CALL_TIMEOUT_S = 20
 STOP_TIMEOUT_S = 60
 CONFIG = json.loads((ROOT / "config" / "models.json").read_text())
@@ -55,69 +54,9 @@ def port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-class Demo:
-    """A running ``modelplatform demo`` whose merged output is collected by a reader thread."""
-
-    def __init__(self, port: int, data_dir: Path) -> None:
-        self.port = port
-        self.data_dir = data_dir
-        # its own session, like a terminal's foreground job: killpg then mimics Ctrl-C
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "modelplatform.cli", "demo", "--port", str(port), "--data-dir", str(data_dir)],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        self.lines: list[str] = []
-        self.ready = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-            if line.strip() == BANNER_END:
-                self.ready.set()
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def wait_ready(self) -> str:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not self.ready.wait(0.5):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                pytest.fail(f"the demo did not get ready (exit {self.process.returncode}):\n{self.output}")
-        return self.output
-
-    def processes(self) -> list[psutil.Process]:
-        """Everything the demo started: its process tree (gunicorn) and the Postgres postmaster."""
-        procs = psutil.Process(self.process.pid).children(recursive=True)
-        postmaster_pid = int((self.data_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
-        return [*procs, psutil.Process(postmaster_pid)]
-
-    def stop(self, how: str) -> int:
-        if how == "ctrl-c":
-            os.killpg(self.process.pid, signal.SIGINT)
-        else:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            pytest.fail(f"the demo did not stop within {STOP_TIMEOUT_S}s:\n{self.output}")
-
-    def kill(self) -> None:
-        """Last resort for a failed test: leave nothing running, Postgres (its own session) included."""
-        if self.process.poll() is None:
-            for proc in psutil.Process(self.process.pid).children(recursive=True):
-                proc.kill()
-            self.process.kill()
-            self.process.wait(10)
-        pid_file = self.data_dir / "pgdata" / "postmaster.pid"
-        if pid_file.exists():
-            with contextlib.suppress(psutil.Error, ValueError, IndexError):
-                postmaster = psutil.Process(int(pid_file.read_text().split()[0]))
-                if postmaster.name() == "postgres":  # a stale file may name a reused pid
-                    postmaster.send_signal(signal.SIGINT)  # Postgres' fast shutdown
+def Demo(port: int, data_dir: Path) -> DemoProcess:  # noqa: N802 - reads like the class it was
+    return DemoProcess([sys.executable, "-m", "modelplatform.cli", "demo", "--port", str(port),
+                        "--data-dir", str(data_dir)], ROOT, data_dir)
 
 
 def run_call(command: str) -> tuple[int, dict]:
@@ -129,15 +68,18 @@ def run_call(command: str) -> tuple[int, dict]:
     return status, json.loads(body)
 
 
+def demo_store(state: dict) -> S3ModelStore:
+    """The running demo's store, reached with the settings its state file gives every command."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=state["aws_endpoint_url"], region_name="us-east-1",
+                          aws_access_key_id="demo", aws_secret_access_key="demo")
+    return S3ModelStore(StoreLocation.parse(state["model_store_url"]), client=client)
+
+
 def rows_command(output: str) -> str:
     lines = output.splitlines()
     return lines[lines.index("# the latest rows of the inferences audit table (no psql needed)") + 1]
-
-
-def gone(procs: list[psutil.Process], timeout: float = 10) -> list[psutil.Process]:
-    """The processes still alive after ``timeout`` seconds."""
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
-    return alive
 
 
 @pytest.mark.slow
@@ -173,6 +115,22 @@ def test_demo_serves_its_printed_calls_and_stops_everything_on_ctrl_c_and_sigter
         for status in ("ok", "invalid_input", "rejected"):
             assert f" {status} " in rows.stdout
 
+        # issue 12: the request lines go to the server log, never over the printed calls; no library noise
+        assert '"modelplatform.request"' in (data_dir / "server.log").read_text()
+        assert "modelplatform.request" not in demo.output and '"logger"' not in demo.output
+        assert "setup plugin" not in demo.output and "XDG_RUNTIME_DIR" not in demo.output
+
+        reload = subprocess.run([sys.executable, "-m", "modelplatform.cli", "demo", "reload", "--data-dir",
+                                 str(data_dir)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert reload.returncode == 0, reload.stdout + reload.stderr
+        assert "reload accepted: http://127.0.0.1:" in reload.stdout
+        assert "[server] INFO reload accepted" in demo.output  # the demo's terminal says so too
+
+        # a version published into the demo, as `modelplatform publish` does, survives the restart below
+        state = json.loads((data_dir / "demo.json").read_text())
+        published_store = demo_store(state)
+        published_store.publish("auto_pricing", "9.9.9", b"kept across restarts", sha256_hex(b"kept across restarts"))
+
         started = demo.processes()
         assert len(started) >= 3  # gunicorn master, its workers, the postmaster
         assert demo.stop("ctrl-c") == 0, demo.output
@@ -192,6 +150,9 @@ def test_demo_serves_its_printed_calls_and_stops_everything_on_ctrl_c_and_sigter
         rows = subprocess.run(shlex.split(rows_command(output)), cwd=ROOT, capture_output=True, text=True,
                               timeout=CALL_TIMEOUT_S)
         assert "5 latest inference(s)" in rows.stdout, rows.stdout + rows.stderr
+        restarted = json.loads((data_dir / "demo.json").read_text())
+        assert restarted["aws_endpoint_url"] == state["aws_endpoint_url"]  # the S3 port is kept when free
+        assert demo_store(restarted).fetch("auto_pricing", "9.9.9") == b"kept across restarts"
         started = again.processes()
         assert again.stop("sigterm") == 0, again.output
     finally:
@@ -231,11 +192,23 @@ def test_demo_refuses_a_taken_port_before_starting_anything(tmp_path: Path) -> N
     assert not (tmp_path / "d").exists()  # no Postgres was initialised
 
 
-def test_demo_rows_without_a_running_demo_says_how_to_start_one(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("action", ["rows", "reload"])
+def test_demo_rows_and_reload_without_a_running_demo_say_how_to_start_one(tmp_path: Path, capsys, action) -> None:
     from modelplatform.cli import main
 
-    assert main(["demo", "rows", "--data-dir", str(tmp_path)]) == 2
-    assert "no running demo uses" in capsys.readouterr().err
+    assert main(["demo", action, "--data-dir", str(tmp_path)]) == 2
+    assert f"modelplatform demo {action}: no running demo uses {tmp_path} (start it with `make demo`" in \
+        capsys.readouterr().err
+
+
+def test_make_demo_installs_only_the_demo_extra_and_takes_a_port(tmp_path: Path) -> None:
+    """Issue 12: `make demo` installed the 709 MB test extra, and could not take a port."""
+    done = subprocess.run(["make", "-n", "demo", f"VENV={tmp_path / 'venv'}", "PORT=8123",
+                           "DEMO_ARGS=--data-dir /tmp/x"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "pip install --quiet -e '.[demo]'" in done.stdout
+    assert "[test]" not in done.stdout
+    assert f"{tmp_path / 'venv'}/bin/modelplatform demo --port 8123 --data-dir /tmp/x" in done.stdout
 
 
 @pytest.mark.parametrize("argv", [["demo", "--port", "70000"], ["demo", "--port", "http"],
@@ -247,3 +220,16 @@ def test_demo_arguments_are_validated_by_the_parser(argv: list[str], capsys) -> 
         main(argv)
     assert exited.value.code == 2
     assert "modelplatform demo: error: argument" in capsys.readouterr().err
+
+
+def test_a_second_demo_on_the_same_data_dir_is_refused_before_starting_anything(tmp_path: Path, capsys) -> None:
+    from modelplatform.cli import main
+    from modelplatform.demostate import DemoState
+
+    data_dir = tmp_path / "d"
+    data_dir.mkdir()
+    DemoState(data_dir=str(data_dir), pid=os.getpid(), server_pid=os.getpid(), server_log="", base_url="http://x",
+              database_url="", aws_endpoint_url="", model_store_url="", models_config="").write()
+    assert main(["demo", "--port", str(free_port()), "--data-dir", str(data_dir)]) == 2
+    assert f"a demo is already running with {data_dir} (pid {os.getpid()}" in capsys.readouterr().err
+    assert not (data_dir / "pgdata").exists()

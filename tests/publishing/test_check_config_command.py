@@ -46,7 +46,8 @@ def test_clean_config_json_output(cli, write_config, clean_config, store_url) ->
     run = cli("check-config", str(path), "--json")
 
     assert run.code == 0
-    assert json.loads(run.out) == {"config": str(path), "store": store_url, "ok": True, "problems": []}
+    assert json.loads(run.out) == {"config": str(path), "store": store_url, "ok": True, "problems": [],
+                                   "warnings": [], "store_error": None}
 
 
 def test_config_path_defaults_to_models_config_env(cli, write_config, clean_config, monkeypatch) -> None:
@@ -189,3 +190,71 @@ def test_a_hanging_model_is_killed_at_the_timeout(cli, write_config, store, stor
     assert run.code == 1
     (problem,) = json.loads(run.out)["problems"]
     assert problem["check"] == "model" and "within 5s" in problem["message"]
+
+
+def test_a_default_that_is_not_active_hides_neither_a_digest_mismatch_nor_a_wrong_example(
+        cli, write_config, store, store_url, schema) -> None:
+    """Issue 12: one model with three mistakes gets three problems, not one."""
+    good = publish(store, "pricing", "1.0.0", Pricer("300.00", "v1"))
+    publish(store, "pricing", "1.1.0", Pricer("300.00", "v1"))
+    entry = model_entry({"1.0.0": good, "1.1.0": "cd" * 32}, default="9.9.9",
+                        schemas={"1.X.X": schema("schema_quote_v1.json")},
+                        examples={"1.0.X": [{"input": {"vehicle": "suv", "driver_age": 40},
+                                             "output": {"premium": 1.0}}]})
+    run = cli("check-config", str(write_config({"pricing": entry})), "--json")
+
+    assert run.code == 1
+    found = {(p["check"], p["version"], p["message"].split(":")[0]) for p in json.loads(run.out)["problems"]}
+    assert found == {
+        ("config", None, "default 9.9.9 is not one of active_model_versions ['1.0.0', '1.1.0']; add it there or "
+                         "pick an active version"),
+        ("store", "1.1.0", "sha256 mismatch"),
+        ("example", "1.0.0", "examples['1.0.X'][0]"),
+    }, found
+
+
+@pytest.mark.parametrize("weights, fragment", [
+    ({"1.0.0": 50.5, "1.1.0": 49.5}, "is not of type 'integer'"),  # structure
+    ({"1.0.0": 90}, "weights sum to 90"),                           # rules
+])
+def test_bad_weights_hide_nothing_else(cli, write_config, store, store_url, weights, fragment) -> None:
+    entry = model_entry({"1.0.0": publish(store, "pricing", "1.0.0", Raises("boom")), "1.1.0": "0" * 64},
+                        examples={"1.0.0": [{"input": {}}]},
+                        ab_test={"name": "t", "weights": weights}, shadow=["7.0"])
+    run = cli("check-config", str(write_config({"pricing": entry})), "--json")
+
+    assert run.code == 1
+    problems = json.loads(run.out)["problems"]
+    messages = [p["message"] for p in problems]
+    assert any(fragment in m for m in messages), messages
+    assert any(p["check"] == "store" and p["version"] == "1.1.0" and "no model file" in p["message"]
+               for p in problems), messages
+    assert any(p["check"] == "example" and "predict raised RuntimeError: boom" in p["message"]
+               for p in problems), messages
+    assert any("shadow version is not active" in m for m in messages), messages
+
+
+def test_a_stale_store_endpoint_is_could_not_run_with_advice_about_the_endpoint(
+        cli, write_config, clean_config, monkeypatch) -> None:
+    """Issue 12: a dead endpoint was exit 1 with 'publish it or remove the version' for every version."""
+    from support.processes import free_port
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    clean_config["auto_pricing"]["default"] = "9.9.9"  # found without the store: still listed
+    run = cli("check-config", str(write_config(clean_config)))
+
+    assert run.code == 2
+    assert "default 9.9.9 is not one of active_model_versions" in run.out
+    assert "publish it" not in run.out + run.err
+    assert run.err.startswith("modelplatform check-config: could not check the store, the models or their "
+                              "examples: cannot reach the model store s3://")
+    assert "check AWS_ENDPOINT_URL" in run.err and "credentials" in run.err
+
+
+def test_a_bucket_that_does_not_exist_there_is_could_not_run(cli, write_config, clean_config, s3_endpoint) -> None:
+    run = cli("check-config", str(write_config(clean_config)), "--store", "s3://no-such-bucket-here/models", "--json")
+
+    assert run.code == 2
+    doc = json.loads(run.out)
+    assert doc["ok"] is False and doc["problems"] == []
+    assert "bucket 'no-such-bucket-here' does not exist there" in doc["store_error"]

@@ -20,12 +20,12 @@ from support.models import Echo, Pricer
 
 
 def test_publish_uploads_with_sha256_metadata_and_prints_a_new_entry(cli, model_file, store, store_url, stored,
-                                                                     tmp_path) -> None:
+                                                                     write_config) -> None:
     path = model_file(Pricer("300.00"))
     digest = sha256_hex(path.read_bytes())
+    config = write_config({"other_model": {"default": "1"}})
 
-    run = cli("publish", str(path), "--model", "auto_pricing", "--version", "2.1.1",
-              "--config", str(tmp_path / "absent.json"))
+    run = cli("publish", str(path), "--model", "auto_pricing", "--version", "2.1.1", "--config", str(config))
 
     assert run.code == 0, run.err
     assert stored() == {"registry/auto_pricing/2.1.1.dill": path.read_bytes()}
@@ -230,3 +230,97 @@ def test_two_publish_processes_racing_exactly_one_wins(store_url, tmp_path: Path
     loser_err = outcomes[1 - winner][1]
     assert "refused" in loser_err and "already exists" in loser_err
     assert stored() == {"registry/raced/1.0.dill": files[winner].read_bytes()}
+
+
+def test_publish_outside_the_checkout_never_prints_an_entry_that_would_replace_the_model(
+        cli, model_file, store_url, tmp_path, monkeypatch) -> None:
+    """Issue 12: run where config/models.json is not, publish printed a whole new entry whose default was the
+    new version; pasted over the real one it would have sent all traffic to it."""
+    path = model_file(Pricer("300.00"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MODELS_CONFIG", raising=False)
+
+    run = cli("publish", str(path), "--model", "auto_pricing", "--version", "2.2.0")
+
+    assert run.code == 0, run.err
+    assert "published s3://" in run.out
+    assert '"default"' not in run.out and '"active_model_versions"' not in run.out
+    assert (f"not showing the config lines to add: no config file at config/models.json (from {tmp_path}); "
+            "pass --config PATH or set MODELS_CONFIG, or run this from the checkout.") in run.out
+
+
+def test_add_to_config_writes_the_version_into_the_entry_and_nothing_else(cli, model_file, store_url,
+                                                                          write_config) -> None:
+    existing = {"description": "pricing", "active_model_versions": ["1.0.0"], "default": "1.0.0",
+                "sha256": {"1.0.0": "ab" * 32}, "schemas": {"1.X.X": {"type": "object"}}}
+    other = {"default": "9", "note": "ünïcode kept"}
+    config = write_config({"$schema": "x.json", "auto_pricing": existing, "other": other})
+    path = model_file(Pricer("300.00"))
+    digest = sha256_hex(path.read_bytes())
+
+    run = cli("publish", str(path), "--model", "auto_pricing", "--version", "1.1.0", "--config", str(config),
+              "--add-to-config")
+
+    assert run.code == 0, run.err
+    assert json.loads(config.read_text()) == {
+        "$schema": "x.json", "other": other,
+        "auto_pricing": {**existing, "active_model_versions": ["1.0.0", "1.1.0"],
+                         "sha256": {"1.0.0": "ab" * 32, "1.1.0": digest}}}
+    assert "ünïcode kept" in config.read_text(encoding="utf-8")
+    assert 'added 1.1.0 to "active_model_versions" and its digest to "sha256"' in run.out
+    assert "unpinned traffic is unchanged" in run.out
+
+
+@pytest.mark.parametrize("config_text, reason", [
+    (None, "no config file at"),
+    ('{"auto_pricing": {}, "auto_pricing": {}}', "appears more than once"),
+    ('{"other": {}}', "'auto_pricing' is not in"),
+])
+def test_add_to_config_is_refused_before_uploading_when_it_cannot_edit_the_entry(
+        cli, model_file, store_url, stored, tmp_path, config_text, reason) -> None:
+    config = tmp_path / "models.json"
+    if config_text is not None:
+        config.write_text(config_text)
+    run = cli("publish", str(model_file(Pricer("300.00"))), "--model", "auto_pricing", "--version", "1.1.0",
+              "--config", str(config), "--add-to-config")
+
+    assert run.code == 2
+    assert reason in run.err and "nothing was published" in run.err
+    assert stored() == {}
+
+
+def test_without_settings_publish_and_check_config_use_the_running_demo(cli, model_file, store, stored, tmp_path,
+                                                                       monkeypatch) -> None:
+    """Issue 12: nothing said how to point the CLI at the demo (endpoint, bucket, dummy credentials)."""
+    from modelplatform.demostate import DemoState
+
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    config = tmp_path / "checkout" / "models.json"
+    config.parent.mkdir()
+    config.write_text(json.dumps({"auto_pricing": {
+        "active_model_versions": ["1.0.0"], "default": "1.0.0", "sha256": {"1.0.0": "ab" * 32},
+        "schemas": {"1.X.X": {"type": "object"}}}}))
+    (tmp_path / ".demo").mkdir()
+    DemoState(data_dir=str(tmp_path / ".demo"), pid=os.getpid(), server_pid=os.getpid(),
+              server_log=str(tmp_path / "server.log"), base_url="http://127.0.0.1:1",
+              database_url="postgresql://demo@/postgres", aws_endpoint_url=endpoint,
+              model_store_url=str(store.location), models_config=str(config)).write()
+    monkeypatch.chdir(tmp_path)
+    for name in ("AWS_ENDPOINT_URL", "MODEL_STORE_URL", "DATABASE_URL", "MODELS_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+
+    run = cli("publish", str(model_file(Pricer("300.00"))), "--model", "auto_pricing", "--version", "1.1.0",
+              "--add-to-config")
+    assert run.code == 0, run.err
+    assert run.err.startswith("modelplatform: using the demo running in .demo (no DATABASE_URL, MODEL_STORE_URL or "
+                              "AWS_ENDPOINT_URL set)\n")
+    assert list(stored()) == ["registry/auto_pricing/1.1.0.dill"]
+    assert json.loads(config.read_text())["auto_pricing"]["active_model_versions"] == ["1.0.0", "1.1.0"]
+
+    run = cli("check-config", "--no-store")  # the demo's config, found without a path
+    assert run.code == 0 and "checkout/models.json: OK" in run.out
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)  # explicit settings: no demo mixed in
+    run = cli("publish", str(model_file(Pricer("301.00"), "b.dill")), "--model", "auto_pricing", "--version", "1.2.0",
+              "--store", str(store.location))
+    assert run.code == 0 and "using the demo" not in run.err

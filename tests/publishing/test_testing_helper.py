@@ -1,6 +1,8 @@
 """``modelplatform.testing``: a data scientist tests one version against its config entry."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from modelplatform.testing import VersionCheckFailed, check_version, version_problems
@@ -60,3 +62,51 @@ def test_unknown_model_and_uncovered_version_are_reported(config_path, store) ->
     assert "no single schema covers this version" in uncovered.message
     (missing,) = version_problems(config_path, "auto_pricing", "1.9.0", store=store)
     assert missing.check == "store" and "no model file" in missing.message
+
+
+@pytest.fixture
+def preparing_config(store, write_config, schema):
+    """1.0.0 is live; 2.2.0 is being prepared: its schema and examples are in, it is not active yet."""
+    entry = model_entry(
+        {"1.0.0": publish(store, "auto_pricing", "1.0.0", Pricer("300.00", "v1"))},
+        schemas={"1.X.X": schema("schema_quote_v1.json"), "2.2.X": schema("schema_quote_v1.json")},
+        examples={"2.2.X": [{"input": {"vehicle": "suv", "driver_age": 40},
+                             "output": {"premium": 405.0, "currency": "EUR", "tag": "v2.2"}}]},
+    )
+    return write_config({"auto_pricing": entry})
+
+
+def test_a_version_being_prepared_is_tested_against_a_local_file_before_publishing(preparing_config,
+                                                                                     model_file) -> None:
+    # issue 12: examples keyed 2.2.X used to be a config error ("covers no active version"), so the only
+    # way to run them was to activate and pin a version that did not exist yet
+    good = model_file(Pricer("300.00", "v2.2"), "candidate.dill")
+    check_version(preparing_config, "auto_pricing", "2.2.0", file=good)
+
+    wrong = model_file(Pricer("310.00", "v2.2"), "wrong.dill")
+    with pytest.raises(VersionCheckFailed) as failed:
+        check_version(preparing_config, "auto_pricing", "2.2.0", file=wrong)
+    (problem,) = failed.value.problems
+    assert problem.check == "example" and "examples['2.2.X'][0]: output differs" in problem.message
+
+
+def test_a_version_being_prepared_starts_and_passes_check_config_with_a_warning(preparing_config, cli,
+                                                                               store_url) -> None:
+    from modelplatform.config import load_config
+
+    assert list(load_config(preparing_config).models) == ["auto_pricing"]  # the server starts on it
+    run = cli("check-config", str(preparing_config))
+    assert run.code == 0, run.out
+    assert "OK" in run.out
+    assert ("  warning: [config] auto_pricing: examples key '2.2.X' covers no active version: fine while that "
+            "version is being prepared; otherwise a typo or a leftover, remove it") in run.out
+    assert "warning: [config] auto_pricing: schemas key '2.2.X' covers no active version" in run.out
+
+    doc = json.loads(cli("check-config", str(preparing_config), "--json").out)
+    assert doc["ok"] is True and doc["problems"] == []
+    assert [w["message"][:22] for w in doc["warnings"]] == ["schemas key '2.2.X' co", "examples key '2.2.X' c"]
+
+
+def test_a_missing_local_file_is_a_problem_not_a_crash(preparing_config, tmp_path) -> None:
+    (problem,) = version_problems(preparing_config, "auto_pricing", "2.2.0", file=tmp_path / "absent.dill")
+    assert problem.check == "model" and "cannot read" in problem.message

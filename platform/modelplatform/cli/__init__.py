@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TextIO
 
 from modelplatform.cli import ab_report_command, check_config_command, db_command, demo_command, publish_command
@@ -82,8 +83,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     a command that did its work (an upload, a check) reports it, whoever stopped reading."""
     with _closed_pipes_ignored():
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin at import: noise
         args = build_parser().parse_args(argv)
+        if args.command != "demo" and not getattr(args, "store", None):
+            _use_running_demo()
         return int(args.handler(args) or 0)
+
+
+def _use_running_demo() -> None:
+    """Without settings, point the command at the demo running from this checkout, and say so on stderr
+    (stdout stays the command's own, e.g. ``--json``)."""
+    from modelplatform import demostate
+
+    demo = demostate.use_running_demo(os.environ)
+    if demo is not None:
+        print(f"modelplatform: using the demo running in {demostate.shown_path(Path(demo.data_dir))} (no "
+              "DATABASE_URL, MODEL_STORE_URL or AWS_ENDPOINT_URL set)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Reads ``DATABASE_URL`` (the ``inferences`` table, migrated to 0002 or later) and the config
 (``--config``, else ``MODELS_CONFIG``, else ``config/models.json``) for the test's weights.
-Exit 0 with the report, 2 when the config, the database or an argument is unusable.
+Exit 0 with the report, 1 when no test has that name (the known ones are listed), 2 when the config,
+the database or an argument is unusable.
 """
 from __future__ import annotations
 
@@ -45,6 +46,11 @@ def _report(args: argparse.Namespace) -> int:
                               connect_args={"connect_timeout": 10})
     try:
         report = ab_report.build_report(engine, config, args.name, args.since)
+    except ab_report.UnknownTest as exc:
+        known = ", ".join(exc.known) if exc.known else "none"
+        print(f"modelplatform ab-report: no A/B test {exc.experiment!r} in {config_path}, and no call recorded "
+              f"under that name; the config's tests: {known}", file=sys.stderr)
+        return 1
     except SQLAlchemyError as exc:
         print(f"modelplatform ab-report: cannot read the database ({type(exc).__name__}: "
               f"{str(exc.__cause__ or exc).strip().splitlines()[0]}); is it migrated "

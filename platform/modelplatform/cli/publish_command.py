@@ -48,6 +48,12 @@ def _publish(args: argparse.Namespace) -> int:
     except ValueError as exc:  # a malformed store URL: the command cannot run, like a missing one
         print(f"modelplatform publish: {exc}", file=sys.stderr)
         return 2
+    config_path = Path(args.config or os.environ.get("MODELS_CONFIG", "").strip() or DEFAULT_CONFIG_PATH)
+    if args.add_to_config:  # before uploading, so nothing is half done
+        unusable = _why_not_editable(config_path, args.model)
+        if unusable:
+            print(f"modelplatform publish: --add-to-config: {unusable}; nothing was published", file=sys.stderr)
+            return 2
     try:
         size = os.path.getsize(args.file) if os.path.isfile(args.file) else 0
         with _progress(size) as on_position:
@@ -62,28 +68,78 @@ def _publish(args: argparse.Namespace) -> int:
         return 1
     print(f"published {published.url} ({published.size} bytes)")
     print(f"sha256 {published.sha256}")
-    config_path = Path(args.config or os.environ.get("MODELS_CONFIG", "").strip() or DEFAULT_CONFIG_PATH)
-    existing = _model_entry(config_path, published.model)
-    if existing is None:
-        print(f"\n{published.model!r} is not in {config_path}: add this entry, with a JSON Schema for the version "
-              "under \"schemas\" (see docs/models.md), then open a pull request:\n")
+    if args.add_to_config:
+        _add_to_config(config_path, published)
     else:
-        print(f"\nin the {published.model!r} entry of {config_path}:\n")
-        print(published.config_lines())
-        print("\nthe whole entry then reads (point default or an ab_test at the version to send it traffic), "
-              "then open a pull request:\n")
-    entry = published.config_entry(existing)
-    print(json.dumps({published.model: entry}, indent=2)[2:-2])
+        _print_config_lines(config_path, published)
     return 0
 
 
-def _model_entry(config_path: Path, model: str) -> dict[str, Any] | None:
-    """The model's current entry in the config, if the file is there and readable (publishing needs no config)."""
+def _read_config(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The decoded config document, or why it cannot be used (missing, unreadable, not a JSON object,
+    a key repeated in one object)."""
+    from modelplatform.config import decode_config
+
+    if not path.is_file():
+        return None, (f"no config file at {path} (from {Path.cwd()}); pass --config PATH or set MODELS_CONFIG, "
+                      "or run this from the checkout")
     try:
-        entry = json.loads(config_path.read_bytes()).get(model)
-    except (OSError, ValueError, AttributeError):
-        return None
-    return entry if isinstance(entry, dict) else None
+        data, repeated = decode_config(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        return None, f"cannot read {path}: {exc}"
+    if not isinstance(data, dict):
+        return None, f"{path} is not a JSON object"
+    if repeated:
+        return None, f"{path}: {repeated[0]} (check-config lists every problem)"
+    return data, None
+
+
+def _why_not_editable(path: Path, model: str) -> str | None:
+    data, problem = _read_config(path)
+    if problem:
+        return problem
+    assert data is not None
+    if not isinstance(data.get(model), dict):
+        return (f"{model!r} is not in {path}: a new model needs its entry written by hand, with a JSON Schema "
+                "(publish without --add-to-config prints one to complete)")
+    return None
+
+
+def _add_to_config(path: Path, published: Any) -> None:
+    """Write the version into the model's entry: active, with its digest; nothing routes traffic to it."""
+    data, _ = _read_config(path)
+    assert data is not None  # checked before publishing
+    data[published.model] = published.config_entry(data[published.model])
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    print(f"\nadded {published.version} to \"active_model_versions\" and its digest to \"sha256\" in the "
+          f"{published.model!r} entry of {path}.")
+    print("Callers reach it pinned (/versions/" + published.version + "/predict); unpinned traffic is unchanged "
+          "until default, an ab_test or shadow names it.")
+    print("Check it with `modelplatform check-config`, then open a pull request "
+          "(on the demo: `modelplatform demo reload`).")
+
+
+def _print_config_lines(path: Path, published: Any) -> None:
+    """The lines to add to the model's entry, and the whole entry then; never a guess when the config is
+    not found (a new entry printed for a model that exists would replace it, default and all)."""
+    data, problem = _read_config(path)
+    if problem:
+        print(f"\nnot showing the config lines to add: {problem}.")
+        return
+    assert data is not None
+    existing = data.get(published.model)
+    if not isinstance(existing, dict):
+        print(f"\n{published.model!r} is not in {path}: add this entry, with a JSON Schema for the version under "
+              "\"schemas\" (see docs/models.md), then open a pull request:\n")
+        existing = None
+    else:
+        print(f"\nin the {published.model!r} entry of {path}:\n")
+        print(published.config_lines())
+        print("\nthe whole entry then reads (point default or an ab_test at the version to send it traffic), "
+              "then open a pull request (or pass --add-to-config to have it written):\n")
+    print(json.dumps({published.model: published.config_entry(existing)}, indent=2)[2:-2])
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -98,6 +154,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     publish.add_argument("--store", help="s3://bucket/prefix (default: $MODEL_STORE_URL)")
     publish.add_argument("--config", help="config to show the updated entry from "
                                           f"(default: $MODELS_CONFIG or {DEFAULT_CONFIG_PATH}; optional)")
+    publish.add_argument("--add-to-config", action="store_true",
+                         help="also write the version into the model's entry of the config (active, with its "
+                              "sha256; no traffic is routed to it); refused before uploading when the config or "
+                              "the model's entry is missing")
     publish.add_argument("--skip-load-check", action="store_true",
                          help="upload without loading the file first (e.g. this machine lacks a library "
                               "the server has); check-config will still load it")
