@@ -92,3 +92,23 @@ class MarksOnUnpickle:
 
     def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
+
+
+class AgeSlope(Pricer):
+    """Adds ``(driver_age % 7) × 0.37`` to the premium: many different differences, some zero."""
+
+    def predict(self, payload: dict[str, Any]) -> dict[str, Any]:
+        output = super().predict(payload)
+        output["premium"] += Decimal(payload["driver_age"] % 7) * Decimal("0.37")
+        return output
+
+
+class RenamesCurrency(Pricer):
+    """Changes a string leaf for SUVs and adds a leaf for everyone."""
+
+    def predict(self, payload: dict[str, Any]) -> dict[str, Any]:
+        output = super().predict(payload)
+        if payload["vehicle"] == "suv":
+            output["currency"] = "CHF"
+        output["discount"] = 0
+        return output
