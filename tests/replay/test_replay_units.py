@@ -72,3 +72,10 @@ def test_quantiles_from_the_positive_values_equal_those_of_all_values(seed: int)
         from_positive = None if fraction is None else float(numpy.quantile(positive, fraction))
         got = combine(p, n, k, float(positive[0]) if k else None, from_positive)
         assert got == pytest.approx(float(numpy.quantile(values, p)), abs=1e-9), (n, k, p)
+
+
+def test_the_child_clips_error_messages_like_the_data_plane() -> None:
+    from modelplatform import dataplane
+    from modelplatform.replay import child
+
+    assert child.MAX_ERROR_MESSAGE_CHARS == dataplane.MAX_ERROR_MESSAGE_CHARS

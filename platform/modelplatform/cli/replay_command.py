@@ -13,13 +13,14 @@ import json
 import logging
 import os
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from modelplatform.settings import DEFAULT_CONFIG_PATH
 
 PROG = "modelplatform replay"
+DEFAULT_SINCE_DAYS = 7
 
 
 class CannotRun(Exception):
@@ -216,7 +217,9 @@ def _replay(args: argparse.Namespace) -> int:
             raise CannotRun("DATABASE_URL is not set")
         if args.out is not None and args.out.suffix.lower() not in (".parquet", ".csv"):
             raise CannotRun(f"--out {args.out}: the name must end in .parquet or .csv")
-        if args.until is not None and args.since is not None and args.until <= args.since:
+        if args.since is None:  # 7d, without importing the duration parser's module (and scipy) for it
+            args.since = datetime.now(timezone.utc) - timedelta(days=DEFAULT_SINCE_DAYS)
+        if args.until is not None and args.until <= args.since:
             raise CannotRun("--until must be later than --since")
         sha256, schema, schema_source = resolve_candidate(args)
         engine = _engine(url)
@@ -287,7 +290,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--candidate", required=True, metavar="VERSION", help="the version to back-test")
     parser.add_argument("--baseline", default="live", metavar="live|VERSION",
                         help="whose recorded traffic: live (every non-shadow call, the default) or one version's")
-    parser.add_argument("--since", type=_moment, default=_moment("7d"),
+    parser.add_argument("--since", type=_moment, default=None,
                         help="ISO timestamp (UTC if no offset) or a duration back from now (default: 7d)")
     parser.add_argument("--until", type=_moment, default=None, help="end of the window, same forms (default: now)")
     parser.add_argument("--limit", type=_positive, default=None, metavar="N", help="only the newest N rows")

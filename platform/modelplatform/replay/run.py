@@ -7,7 +7,6 @@ sums (medians, p95s, the largest differences, examples) is computed from ``repla
 """
 from __future__ import annotations
 
-import resource
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ import orjson
 import sqlalchemy as sa
 
 from modelplatform.replay import gates, source, summary
+from modelplatform.replay.child import peak_rss_kib
 from modelplatform.replay.compare import Comparer, LeafStats, Tolerances
 from modelplatform.replay.process import (DEFAULT_BATCH_TIMEOUT_S, DEFAULT_LOAD_TIMEOUT_S, DEFAULT_MAX_RESTARTS,
                                           Batch, CandidateSpec, Replayer, TooManyRestarts)
@@ -239,7 +239,7 @@ def _report(engine: sa.Engine, options: ReplayOptions, run_id: str, comparer: Co
         "performance": {
             "seconds": round(seconds, 3),
             "rows_per_s": round(counts.read / seconds, 1) if seconds > 0 else None,
-            "cli_max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "cli_max_rss_mib": round(peak_rss_kib() / 1024, 1),
             "child_max_rss_mib": round(replayer.child_max_rss_kib / 1024, 1),
         },
     }
