@@ -35,41 +35,39 @@ class RejectsVans(Pricer):
         return super().predict(payload)
 
 
-class RaisesOnAge(Pricer):
+class MisbehavesOnAge(Pricer):
+    """Pricer, except on drivers of one age, where it calls :meth:`misbehave`."""
+
     def __init__(self, age: int) -> None:
         super().__init__("300.00", "v1")
         self.age = age
 
+    def misbehave(self) -> None:
+        raise NotImplementedError
+
     def predict(self, payload: dict[str, Any]) -> dict[str, Any]:
         if payload["driver_age"] == self.age:
-            raise ZeroDivisionError("the candidate divides by zero on this input")
+            self.misbehave()
         return super().predict(payload)
 
 
-class ExitsOnAge(Pricer):
+class RaisesOnAge(MisbehavesOnAge):
+    def misbehave(self) -> None:
+        raise ZeroDivisionError("the candidate divides by zero on this input")
+
+
+class ExitsOnAge(MisbehavesOnAge):
     """Kills its own process on one input, as a segfaulting native library would."""
 
-    def __init__(self, age: int) -> None:
-        super().__init__("300.00", "v1")
-        self.age = age
-
-    def predict(self, payload: dict[str, Any]) -> dict[str, Any]:
-        if payload["driver_age"] == self.age:
-            os._exit(3)
-        return super().predict(payload)
+    def misbehave(self) -> None:
+        os._exit(3)
 
 
-class HangsOnAge(Pricer):
-    def __init__(self, age: int) -> None:
-        super().__init__("300.00", "v1")
-        self.age = age
+class HangsOnAge(MisbehavesOnAge):
+    def misbehave(self) -> None:
+        import time
 
-    def predict(self, payload: dict[str, Any]) -> dict[str, Any]:
-        if payload["driver_age"] == self.age:
-            import time
-
-            time.sleep(120)
-        return super().predict(payload)
+        time.sleep(120)
 
 
 class ShowsEnvironment:
@@ -112,3 +110,17 @@ class RenamesCurrency(Pricer):
             output["currency"] = "CHF"
         output["discount"] = 0
         return output
+
+
+class SlowPricer(Pricer):
+    """Pricer taking ``seconds`` per input: keeps a replay running long enough to disturb it."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__("300.00", "v1")
+        self.seconds = seconds
+
+    def predict(self, payload: dict[str, Any]) -> dict[str, Any]:
+        import time
+
+        time.sleep(self.seconds)
+        return super().predict(payload)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,45 @@ def test_a_child_that_keeps_dying_stops_the_replay_with_exit_2(recorded: Recorde
     with recorded.platform.engine.connect() as conn:
         states = conn.execute(sa.text("select state from replay_runs where candidate_version = '1.8.0'")).scalars()
         assert list(states) == ["aborted"]
+
+
+@pytest.mark.slow
+def test_a_database_that_goes_away_mid_run_exits_2_and_leaves_no_child(recorded: Recorded, replay) -> None:
+    """The replay's connections are cut while it runs: a one-line error and exit 2, no hang, no orphan."""
+    import threading
+
+    import psutil
+
+    from replay_support import SlowPricer
+
+    recorded.add_candidate("1.9.1", SlowPricer(0.05))
+    engine = recorded.platform.engine
+    stop = threading.Event()
+
+    def cut() -> None:  # bounded: at most 30 s of polling
+        deadline = time.monotonic() + 30
+        while not stop.is_set() and time.monotonic() < deadline:
+            with engine.connect() as conn:
+                killed = conn.execute(sa.text(
+                    "select count(pg_terminate_backend(pid)) from pg_stat_activity "
+                    "where application_name = 'modelplatform-replay' and query ilike '%fetch%'")).scalar_one()
+            if killed:
+                return
+            time.sleep(0.05)
+
+    children_before = {p.pid for p in psutil.Process().children(recursive=True)}
+    cutter = threading.Thread(target=cut)
+    cutter.start()
+    try:
+        run = replay(MODEL, "--candidate", "1.9.1", "--batch-size", "5")
+    finally:
+        stop.set()
+        cutter.join(timeout=35)
+    assert run.code == 2, (run.out, run.err)
+    assert "the database failed during the replay" in run.err
+    assert run.out == ""
+    leftover = {p.pid for p in psutil.Process().children(recursive=True)} - children_before
+    assert not [p for p in leftover if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    with engine.connect() as conn:
+        state = conn.execute(sa.text("select state from replay_runs where candidate_version = '1.9.1'")).scalar_one()
+    assert state == "failed"

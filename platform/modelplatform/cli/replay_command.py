@@ -21,6 +21,8 @@ from modelplatform.settings import DEFAULT_CONFIG_PATH
 
 PROG = "modelplatform replay"
 DEFAULT_SINCE_DAYS = 7
+APPLICATION_NAME = "modelplatform-replay"
+EXIT_INTERRUPTED = 130
 
 
 class CannotRun(Exception):
@@ -46,24 +48,19 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1")
-    return value
+def _integer(minimum: int) -> Any:
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r}: must be at least {minimum}")
+        return value
+    return convert
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more")
-    return value
+_positive, _count = _integer(1), _integer(0)
 
 
 def _sha256(text: str) -> str:
@@ -141,8 +138,9 @@ def _engine(url: str) -> Any:
 
     from modelplatform.settings import normalize_database_url
 
+    # the application name shows the replay's connections in pg_stat_activity, for the operator
     return sa.create_engine(normalize_database_url(url), poolclass=sa.pool.NullPool,
-                            connect_args={"connect_timeout": 10})
+                            connect_args={"connect_timeout": 10, "application_name": APPLICATION_NAME})
 
 
 def _check_database(engine: Any) -> None:
@@ -252,8 +250,13 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"{PROG}: aborted: {exc} (run {exc.run_id} kept as 'aborted')", file=sys.stderr)
         return 2
     except (SQLAlchemyError, DriverError) as exc:
-        print(f"{PROG}: the database failed during the replay ({_first_line(exc)})", file=sys.stderr)
+        print(f"{PROG}: the database failed during the replay ({_first_line(exc)}); the run is kept as "
+              "'failed' when the database could still be written", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; the candidate's process was stopped and the run kept as 'failed'",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(encoding.dumps(report).decode() if args.json else render_text(report))
     return int(report["exit_status"])
 
