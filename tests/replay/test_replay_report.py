@@ -153,3 +153,26 @@ def test_no_database_exits_2(recorded: Recorded, replay, monkeypatch: pytest.Mon
     monkeypatch.delenv("DATABASE_URL")
     run = replay(MODEL, "--candidate", "1.0.0")
     assert run.code == 2 and "DATABASE_URL is not set" in run.err
+
+
+def test_differences_beyond_the_float_range_are_reported_not_fatal(recorded: Recorded, replay) -> None:
+    """1.7e308 → -1.7e308 differs by more than a float holds: the run completes and stores its report."""
+    import sqlalchemy as sa
+
+    from support.models import Returns
+
+    with recorded.platform.engine.begin() as conn:
+        conn.execute(sa.text("update inferences set output = jsonb_set(output, '{premium}', '1.7e308') "
+                             "where request_id = 'q-0'"))
+    recorded.add_candidate("1.1.0", Returns({"premium": -1.7e308, "currency": "EUR", "tag": "v1"}))
+
+    run = replay(MODEL, "--candidate", "1.1.0")
+
+    assert run.code == 0, run.err
+    premium = next(leaf for leaf in run.report["leaves"] if leaf["pointer"] == "/premium")
+    assert premium["changed"] == run.report["rows"]["both_ok"]
+    assert premium["abs"]["max"] is None  # infinite: no JSON number for it
+    with recorded.platform.engine.connect() as conn:
+        stored = conn.execute(sa.text("select state, summary->'rows'->>'changed' from replay_runs where id = :r"),
+                              {"r": run.report["run_id"]}).one()
+    assert tuple(stored) == ("done", str(run.report["rows"]["changed"]))

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 from modelplatform.replay import gates, source, summary
 from modelplatform.replay.child import peak_rss_kib
@@ -258,7 +259,10 @@ def _iso(moment: datetime | None) -> str | None:
 def _finish(engine: sa.Engine, run_id: str, state: str, report: dict[str, Any] | None) -> None:
     values: dict[str, Any] = {"state": state, "finished_at": datetime.now(timezone.utc)}
     if report is not None:
+        # orjson writes a non-finite float (a difference between two numbers near the float limit) as
+        # null; the json module would write Infinity, which jsonb refuses
         values.update(rows_replayed=report["rows"]["replayed"], rows_changed=report["rows"]["changed"],
-                      exit_status=report["exit_status"], summary=report)
+                      exit_status=report["exit_status"],
+                      summary=sa.cast(sa.literal(orjson.dumps(report).decode(), sa.Text), JSONB))
     with engine.begin() as conn:
         conn.execute(replay_runs.update().where(replay_runs.c.id == run_id).values(**values))
