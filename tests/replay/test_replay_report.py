@@ -176,3 +176,47 @@ def test_differences_beyond_the_float_range_are_reported_not_fatal(recorded: Rec
         stored = conn.execute(sa.text("select state, summary->'rows'->>'changed' from replay_runs where id = :r"),
                               {"r": run.report["run_id"]}).one()
     assert tuple(stored) == ("done", str(run.report["rows"]["changed"]))
+
+
+@pytest.mark.slow
+def test_the_console_script_shows_a_progress_bar_on_a_terminal_and_the_table_on_stdout(recorded: Recorded) -> None:
+    """The installed command in its own process: stderr on a pseudo-terminal gets tqdm's bar, stdout
+    (a pipe) gets the table."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+    from pathlib import Path
+
+    recorded.add_candidate("1.1.0", YoungDriverSurcharge("300.00", "v1"))
+    leader, follower = pty.openpty()
+    # a new pseudo-terminal is 0 columns wide, where tqdm draws nothing; a real one has a size
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    try:
+        result = subprocess.run([str(Path(sys.executable).with_name("modelplatform")), "replay", MODEL,
+                                 "--candidate", "1.1.0"], stdout=subprocess.PIPE, stderr=follower,
+                                env=os.environ.copy(), timeout=120)
+        os.close(follower)
+        follower = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal's other side is closed and drained
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        if follower >= 0:
+            os.close(follower)
+        os.close(leader)
+    terminal = b"".join(chunks).decode("utf-8", "replace")
+    assert result.returncode == 0, terminal
+    assert f"replaying {MODEL} 1.1.0" in terminal and f"{len(recorded.ids)}/{len(recorded.ids)}" in terminal
+    table = result.stdout.decode()
+    assert "status transitions (recorded → candidate):" in table and "/premium" in table
+    assert "replaying" not in table
