@@ -79,3 +79,12 @@ def test_the_child_clips_error_messages_like_the_data_plane() -> None:
     from modelplatform.replay import child
 
     assert child.MAX_ERROR_MESSAGE_CHARS == dataplane.MAX_ERROR_MESSAGE_CHARS
+
+
+def test_outputs_of_different_shapes_compare_leaf_by_leaf() -> None:
+    comparer = Comparer()
+    result = comparer.compare("ok", {"x": {"a": 1}, "l": [1, 2, 3], "k/~": 1, "m": [1]},
+                              None, "ok", {"x": 5, "l": [1, 2], "k/~": 1, "m": {"0": 1}}, None)
+    assert result.diffs == {"/x/a": {"baseline": 1}, "/x": {"candidate": 5}, "/l/2": {"baseline": 3}}
+    assert comparer.leaves["/k~1~0"].compared == 1 and comparer.leaves["/m/0"].compared == 1
+    assert (comparer.leaves["/x/a"].removed, comparer.leaves["/x"].added) == (1, 1)

@@ -13,13 +13,11 @@ value: ``405.00`` equals ``405``), or when both are ``rejected`` with different 
 """
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelplatform.validation import to_pointer
 
 MAX_SHOWN_CHARS = 200
 # a model whose output keys vary per row (ids as keys) would grow one statistic per key: beyond this
@@ -34,18 +32,31 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def leaves(value: Any, prefix: tuple[str | int, ...] = ()) -> dict[str, Any]:
+def _step(pointer: str, key: str | int) -> str:
+    """``pointer`` extended by one RFC 6901 reference token."""
+    if isinstance(key, int):
+        return f"{pointer}/{key}"
+    if "~" in key or "/" in key:
+        key = key.replace("~", "~0").replace("/", "~1")
+    return f"{pointer}/{key}"
+
+
+def _is_branch(node: Any) -> bool:
+    return isinstance(node, (dict, list)) and bool(node)
+
+
+def leaves(value: Any, prefix: str = "") -> dict[str, Any]:
     """``{pointer: leaf}`` for every leaf of a JSON value (the root itself when it is a scalar)."""
     found: dict[str, Any] = {}
-    stack: list[tuple[tuple[str | int, ...], Any]] = [(prefix, value)]
+    stack: list[tuple[str, Any]] = [(prefix, value)]
     while stack:
-        path, node = stack.pop()
+        pointer, node = stack.pop()
         if isinstance(node, dict) and node:
-            stack.extend((path + (key,), child) for key, child in node.items())
+            stack.extend((_step(pointer, key), child) for key, child in node.items())
         elif isinstance(node, list) and node:
-            stack.extend((path + (index,), child) for index, child in enumerate(node))
+            stack.extend((_step(pointer, index), child) for index, child in enumerate(node))
         else:
-            found[to_pointer(list(path))] = node
+            found[pointer] = node
     return found
 
 
@@ -210,42 +221,78 @@ class Comparer:
         return result
 
     def _compare_outputs(self, baseline: Any, candidate: Any, result: RowComparison) -> None:
-        before, after = leaves(baseline), leaves(candidate)
-        for pointer, b in before.items():
-            stats = self._leaf(pointer)
-            if pointer not in after:
+        # one walk over both outputs while their shapes agree (the common case: no pointer dictionaries
+        # to build); where they part (an object against an array or a scalar), the two subtrees are
+        # flattened and matched by pointer
+        stack: list[tuple[str, Any, Any]] = [("", baseline, candidate)]
+        while stack:
+            pointer, b, c = stack.pop()
+            if type(b) is dict and type(c) is dict and b and c:
+                for key, value in b.items():
+                    if key in c:
+                        stack.append((_step(pointer, key), value, c[key]))
+                    else:
+                        self._one_side(_step(pointer, key), value, "baseline", result)
+                for key, value in c.items():
+                    if key not in b:
+                        self._one_side(_step(pointer, key), value, "candidate", result)
+            elif type(b) is list and type(c) is list and b and c:
+                common = min(len(b), len(c))
+                stack.extend((_step(pointer, i), b[i], c[i]) for i in range(common))
+                for i in range(common, len(b)):
+                    self._one_side(_step(pointer, i), b[i], "baseline", result)
+                for i in range(common, len(c)):
+                    self._one_side(_step(pointer, i), c[i], "candidate", result)
+            elif _is_branch(b) or _is_branch(c):
+                before, after = leaves(b, pointer), leaves(c, pointer)
+                for leaf, value in before.items():
+                    if leaf in after:
+                        self._pair(leaf, value, after[leaf], result)
+                    else:
+                        self._one_side(leaf, value, "baseline", result)
+                for leaf, value in after.items():
+                    if leaf not in before:
+                        self._one_side(leaf, value, "candidate", result)
+            else:
+                self._pair(pointer, b, c, result)
+
+    def _one_side(self, pointer: str, value: Any, side: str, result: RowComparison) -> None:
+        """Every leaf under ``pointer`` exists only in the ``side`` output (``baseline``: removed)."""
+        for leaf, leaf_value in leaves(value, pointer).items():
+            stats = self._leaf(leaf)
+            if side == "baseline":
                 stats.removed += 1
-                stats.changed += 1
-                result.changed = True
-                result.diffs[pointer] = {"baseline": _show(b)}
-                continue
-            c = after[pointer]
-            stats.compared += 1
-            if is_number(b) and is_number(c):
-                abs_diff = abs(float(c) - float(b)) if not (isinstance(b, int) and isinstance(c, int)) \
-                    else float(abs(c - b))
-                if not math.isfinite(abs_diff):
-                    abs_diff = math.inf
-                rel_diff = (abs_diff / abs(float(b))) if b != 0 else (0.0 if abs_diff == 0 else None)
-                stats.add_numeric(abs_diff, rel_diff)
-                if abs_diff > 0:
-                    result.changed = True
-                    result.diffs[pointer] = {"baseline": b, "candidate": c, "abs": abs_diff, "rel": rel_diff}
-                    result.max_abs_diff = abs_diff if result.max_abs_diff is None else max(result.max_abs_diff, abs_diff)
-                    if rel_diff is not None:
-                        result.max_rel_diff = (rel_diff if result.max_rel_diff is None
-                                               else max(result.max_rel_diff, rel_diff))
-            elif not _same_scalar(b, c):
-                stats.changed += 1
-                result.changed = True
-                result.diffs[pointer] = {"baseline": _show(b), "candidate": _show(c)}
-        for pointer, c in after.items():
-            if pointer not in before:
-                stats = self._leaf(pointer)
+            else:
                 stats.added += 1
-                stats.changed += 1
+            stats.changed += 1
+            result.changed = True
+            result.diffs[leaf] = {side: _show(leaf_value)}
+
+    def _pair(self, pointer: str, b: Any, c: Any, result: RowComparison) -> None:
+        """One leaf present in both outputs."""
+        stats = self._leaf(pointer)
+        stats.compared += 1
+        if type(b) in _NUMBERS and type(c) in _NUMBERS:
+            if type(b) is int and type(c) is int:
+                abs_diff = float(abs(c - b))
+            else:
+                abs_diff = abs(float(c) - float(b))
+            rel_diff = (abs_diff / abs(float(b))) if b != 0 else (0.0 if abs_diff == 0 else None)
+            stats.add_numeric(abs_diff, rel_diff)
+            if abs_diff > 0:
                 result.changed = True
-                result.diffs[pointer] = {"candidate": _show(c)}
+                result.diffs[pointer] = {"baseline": b, "candidate": c, "abs": abs_diff, "rel": rel_diff}
+                result.max_abs_diff = abs_diff if result.max_abs_diff is None else max(result.max_abs_diff, abs_diff)
+                if rel_diff is not None:
+                    result.max_rel_diff = (rel_diff if result.max_rel_diff is None
+                                           else max(result.max_rel_diff, rel_diff))
+        elif not _same_scalar(b, c):
+            stats.changed += 1
+            result.changed = True
+            result.diffs[pointer] = {"baseline": _show(b), "candidate": _show(c)}
+
+
+_NUMBERS = (int, float)  # exact types: bool is not a number here
 
 
 def _code(error: Any) -> Any:

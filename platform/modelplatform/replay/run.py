@@ -24,7 +24,7 @@ from modelplatform.replay.child import peak_rss_kib
 from modelplatform.replay.compare import Comparer, LeafStats, Tolerances
 from modelplatform.replay.process import (DEFAULT_BATCH_TIMEOUT_S, DEFAULT_LOAD_TIMEOUT_S, DEFAULT_MAX_RESTARTS,
                                           Batch, CandidateSpec, Replayer, TooManyRestarts)
-from modelplatform.replay.sink import OutFile, ResultRow, ResultWriter
+from modelplatform.replay.sink import BackgroundWriter, OutFile, ResultRow, ResultWriter
 from modelplatform.replay.tables import replay_runs
 
 DEFAULT_BATCH_SIZE = 1000
@@ -124,8 +124,8 @@ def _stream(engine: sa.Engine, options: ReplayOptions, replayer: Replayer, compa
             run_id: str, out: OutFile | None, on_progress: Callable[[int], None] | None) -> None:
     reader = engine.raw_connection()
     writer_connection = engine.raw_connection()
+    writer = BackgroundWriter(ResultWriter(writer_connection))
     try:
-        writer = ResultWriter(writer_connection)
 
         def batches() -> Iterator[Batch[list[source.RecordedRow]]]:
             for fetched in source.read(reader, options.selection, fetch=options.batch_size):
@@ -151,7 +151,11 @@ def _stream(engine: sa.Engine, options: ReplayOptions, replayer: Replayer, compa
                 out.write(results)
             if on_progress is not None:
                 on_progress(len(batch.rows))
+        writer.close()
         reader.rollback()  # ends the read transaction and its cursor
+    except BaseException:
+        writer.abandon()
+        raise
     finally:
         reader.close()
         writer_connection.close()

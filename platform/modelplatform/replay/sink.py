@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import io
 import os
+import queue
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,51 @@ class ResultWriter:
         with self.connection.cursor() as cursor:
             cursor.copy_expert(self._SQL, buffer)
         self.connection.commit()
+
+
+class BackgroundWriter:
+    """Runs a :class:`ResultWriter` in its own thread, so Postgres stores batch *k* while the CLI compares
+    batch *k+1* (psycopg2 releases the GIL while it waits on the server). At most ``depth`` batches wait;
+    a failure of the writer is raised by the next :meth:`write` or by :meth:`close`."""
+
+    def __init__(self, writer: ResultWriter, depth: int = 2) -> None:
+        self._writer = writer
+        self._queue: queue.Queue[list[ResultRow] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="replay-results-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (rows := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._writer.write(rows)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                    self._error = exc
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write(self, rows: list[ResultRow]) -> None:
+        self._raise()
+        self._queue.put(rows)
+
+    def close(self) -> None:
+        """Wait until every batch is stored; raises the writer's failure, if any."""
+        self._queue.put(None)
+        self._thread.join()
+        self._raise()
+
+    def abandon(self, timeout: float = 30.0) -> None:
+        """Stop without raising (the run failed already): drop what waits, let the current batch end."""
+        try:
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        self._queue.put(None)
+        self._thread.join(timeout)
 
 
 OUT_COLUMNS = ("inference_id", "inference_created_at", "request_id", "baseline_version", "baseline_status",
