@@ -123,6 +123,7 @@ def test_a_candidate_outside_the_config_runs_with_sha256_and_schema(recorded: Re
     (("--candidate", "x.y"), "is not a version"),
     (("--candidate", "1.0.0", "--out", "result.xlsx"), "must end in .parquet or .csv"),
     (("--candidate", "1.0.0", "--since", "1d", "--until", "2d"), "--until must be later than --since"),
+    (("--candidate", "1.0.0", "--out", "/nonexistent/dir/r.csv"), "the directory /nonexistent/dir does not exist"),
 ])
 def test_arguments_that_cannot_run_exit_2(recorded: Recorded, replay, argv, message: str) -> None:
     run = replay(MODEL, *argv)
@@ -220,3 +221,13 @@ def test_the_console_script_shows_a_progress_bar_on_a_terminal_and_the_table_on_
     table = result.stdout.decode()
     assert "status transitions (recorded → candidate):" in table and "/premium" in table
     assert "replaying" not in table
+
+
+def test_an_empty_window_is_a_report_of_nothing(recorded: Recorded, replay) -> None:
+    recorded.add_candidate("1.1.0", YoungDriverSurcharge("300.00", "v1"))
+
+    text = replay(MODEL, "--candidate", "1.1.0", "--since", "60d", "--until", "30d", "--fail-on", "changed>0",
+                  json_output=False)
+
+    assert text.code == 0, text.err
+    assert "rows read 0, replayed 0" in text.out and "none: no rows in the window" in text.out

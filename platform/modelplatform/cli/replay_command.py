@@ -215,6 +215,8 @@ def _replay(args: argparse.Namespace) -> int:
             raise CannotRun("DATABASE_URL is not set")
         if args.out is not None and args.out.suffix.lower() not in (".parquet", ".csv"):
             raise CannotRun(f"--out {args.out}: the name must end in .parquet or .csv")
+        if args.out is not None and not args.out.resolve().parent.is_dir():
+            raise CannotRun(f"--out {args.out}: the directory {args.out.resolve().parent} does not exist")
         if args.since is None:  # 7d, without importing the duration parser's module (and scipy) for it
             args.since = datetime.now(timezone.utc) - timedelta(days=DEFAULT_SINCE_DAYS)
         if args.until is not None and args.until <= args.since:
@@ -252,6 +254,9 @@ def _replay(args: argparse.Namespace) -> int:
     except (SQLAlchemyError, DriverError) as exc:
         print(f"{PROG}: the database failed during the replay ({_first_line(exc)}); the run is kept as "
               "'failed' when the database could still be written", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. --out cannot be written
+        print(f"{PROG}: {exc.strerror or exc}: {exc.filename or ''}; the run is kept as 'failed'", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; the candidate's process was stopped and the run kept as 'failed'",
