@@ -119,10 +119,13 @@ def test_one_get_per_version_per_host_and_none_from_a_warm_cache(platform: Platf
     assert readyz(first.url)["models_source"] == {"auto_pricing": {v: "store" for v in versions}}
     first.stop()
 
+    # workers that load for themselves (no preload) read the host's cache, never the store
     gate.reset()
-    second = gunicorn(platform, workers=2, **gate.env())
+    second = gunicorn(platform, workers=2, PRELOAD_MODELS="0", **gate.env())
     second.wait_for_count(serving, 2)
     assert gate.object_gets() == 0
+    assert all(l["message"].endswith(f"models loaded from {platform.cache_dir}")
+               for l in second.json_lines() if serving(l))
     assert readyz(second.url)["models_source"] == {"auto_pricing": {v: "cache" for v in versions}}
 
     second.signal(signal.SIGHUP)  # the same file: nothing to fetch
@@ -205,7 +208,7 @@ def test_cold_start_with_the_store_unreachable_serves_from_the_cache(platform: P
     platform.config["auto_pricing"]["schemas"]["2.X.X"] = schema()
     add_version(platform, "2.0.0", sha)
     third = gunicorn(platform, workers=2, wait=None, **gate.env())
-    assert third.wait_exit(timeout=90) != 0
+    assert third.wait_exit(timeout=90) == 1
     refused = third.wait_for_log(lambda l: l["message"].startswith("startup refused"), timeout=1)
     (problem,) = refused["problems"]
     assert problem.startswith("[store] auto_pricing 2.0.0: cannot reach the model store"), problem
@@ -247,7 +250,7 @@ def test_a_changed_object_is_never_loaded_and_never_halts_the_host(platform: Pla
     platform.config["auto_pricing"].update(active_model_versions=["1.0.0"], default="1.0.0")
     platform.config["auto_pricing"]["sha256"].pop("1.1.0")
     fresh = gunicorn(platform, workers=1, wait=None, ARTIFACT_CACHE_DIR=str(tmp_path / "fresh-host"), **gate.env())
-    assert fresh.wait_exit(timeout=90) != 0
+    assert fresh.wait_exit(timeout=90) == 1
     assert "auto_pricing 1.0.0: sha256 mismatch" in fresh.log()
     assert not trace.exists(), "forged bytes were unpickled"
 

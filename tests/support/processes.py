@@ -66,7 +66,11 @@ class GunicornWeb:
         inherited = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
         self.env = {**inherited, **env, "HOST": "127.0.0.1", "PORT": str(self.port), "WEB_CONCURRENCY": str(workers)}
         self._own_log = log_path is None
-        self.log_path = log_path or Path(tempfile.mkstemp(prefix="gunicorn-", suffix=".log")[1])
+        if log_path is None:
+            fd, name = tempfile.mkstemp(prefix="gunicorn-", suffix=".log")
+            os.close(fd)
+            log_path = Path(name)
+        self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 
     def start(self, *, wait: str | None = "/readyz", timeout: float = 60.0, interval: float = 0.2) -> "GunicornWeb":
@@ -95,7 +99,14 @@ class GunicornWeb:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def json_lines(self) -> list[dict]:
-        return [json.loads(line) for line in self.log().splitlines() if line.startswith("{")]
+        lines = []
+        for line in self.log().splitlines():
+            if line.startswith("{"):
+                try:
+                    lines.append(json.loads(line))
+                except ValueError:  # the last line, still being written
+                    continue
+        return lines
 
     def wait_for_log(self, predicate, timeout: float = 60) -> dict:
         return self.wait_for_count(predicate, 1, timeout)[0]
