@@ -1,27 +1,37 @@
 """The application factory: the one place where settings, adapters, registry and HTTP are wired.
 
-``gunicorn 'modelplatform.app:create_app()'`` calls it once in every worker, after the fork, so
-each worker owns its models and its database connections. Nothing here runs at import time.
+``gunicorn 'modelplatform.app:create_app()'`` calls it once in every worker, after the fork: each worker
+owns its database connections, threads and metrics, and takes the models the master loaded before forking
+(:mod:`modelplatform.handoff`) when they were prepared for its config. Anywhere else (tests, a Flask test
+client) it loads the models from the verified artifact cache, downloading what the cache lacks. Nothing here
+runs at import time.
 """
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from flask import Flask
 
+from modelplatform import handoff
+from modelplatform.artifact_cache import ArtifactCache
 from modelplatform.audit import AuditLog
 from modelplatform.audit.group_commit import GroupCommitAuditLog
 from modelplatform.auth import ApiKeys
 from modelplatform.config import load_config
 from modelplatform.dataplane import DataPlane
+from modelplatform.host_artifacts import CachedArtifacts
 from modelplatform.http import context, docs, health, models, observe, openapi, problems
 from modelplatform.metrics import MeteredAuditLog, Metrics
-from modelplatform.registry import load_registry
+from modelplatform.registry import Registry, load_registry
 from modelplatform.routing import ABRouter
 from modelplatform.settings import Settings
 from modelplatform.shadow import ShadowDispatcher
-from modelplatform.store import S3ModelStore
+
+if TYPE_CHECKING:
+    from modelplatform.store import S3ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +46,14 @@ def create_app(settings: Settings | None = None, *, store: S3ModelStore | None =
     """
     settings = settings if settings is not None else Settings.from_env()
     api_keys = ApiKeys.from_env(os.environ)
-    store = store if store is not None else S3ModelStore(settings.store)
+    registry, how = _registry(settings, store)
     if audit is None:
         audit = GroupCommitAuditLog(settings.database_url, spool_dir=settings.audit_spool_dir)
         audit.start()  # replays spools left by a crashed process before serving
 
-    config = load_config(settings.config_path)
-    registry = load_registry(config, store)
-    log.info("serving %d model(s), %d version(s) from %s, config %s revision %s",
-             len(registry), registry.count_versions(), store.location, settings.config_path, config.revision)
+    config = registry.config
+    log.info("serving %d model(s), %d version(s) from %s, config %s revision %s; %s",
+             len(registry), registry.count_versions(), settings.store, settings.config_label, config.revision, how)
 
     metrics = Metrics()
     metrics.loaded(registry)
@@ -69,3 +78,23 @@ def create_app(settings: Settings | None = None, *, store: S3ModelStore | None =
     openapi.register(app, registry, secured=api_keys is not None)
     app.register_blueprint(docs.bp)
     return app
+
+
+def _registry(settings: Settings, store: S3ModelStore | None) -> tuple[Registry, str]:
+    """The models to serve, and a phrase saying how they were obtained (for the startup log line).
+
+    Raises :class:`~modelplatform.errors.StartupError` naming every version that cannot be served.
+    """
+    prepared = handoff.for_worker(settings.config_path)
+    if prepared is not None and prepared.registry is not None:
+        return prepared.registry, "models preloaded by the master"
+    config = replace(load_config(settings.config_path), source=settings.config_label)
+
+    def the_store() -> S3ModelStore:  # built only if the cache lacks something: boto3 is slow to import
+        from modelplatform.store import S3ModelStore
+
+        return store if store is not None else S3ModelStore(settings.store)
+
+    source = CachedArtifacts(ArtifactCache(settings.artifact_cache_dir), store=the_store,
+                             origins=prepared.origins if prepared is not None else None)
+    return load_registry(config, source, location=settings.store), f"models loaded from {settings.artifact_cache_dir}"

@@ -3,11 +3,10 @@
 Every value can be overridden from the environment (``PORT``, ``WEB_CONCURRENCY``, ``WEB_THREADS``,
 ``WEB_TIMEOUT``, ``LOG_LEVEL``); the README's settings table documents them. gunicorn re-executes
 this module on every HUP, so it keeps no state of its own: what must survive a reload lives in the
-master's environment (see :mod:`modelplatform.reload`).
+master's environment and in :mod:`modelplatform.handoff` (see :mod:`modelplatform.reload`).
 """
 import logging
 import os
-import tempfile
 
 
 def _server_env() -> dict[str, object]:
@@ -44,7 +43,9 @@ threads = _env["WEB_THREADS"]
 timeout = _env["WEB_TIMEOUT"]
 graceful_timeout = 30
 keepalive = 5
-# models are loaded by create_app() in each worker, after the fork: no preload
+# The master loads the models (modelplatform.reload, from on_starting/on_reload) and workers inherit them at
+# the fork; the app itself (connections, threads, metrics) is built by create_app() in each worker, so no
+# preload_app
 preload_app = False
 # gunicorn ≥ 24 opens a control socket at one fixed path per user; two masters on a machine would
 # fight over it, and nothing here uses it
@@ -67,24 +68,25 @@ logconfig_dict = {
 
 
 def on_starting(server) -> None:
+    """Before listening or forking: runtime directory, artifacts fetched and verified, models loaded
+    (modelplatform.reload); exits listing every problem when the deploy cannot serve."""
     from modelplatform import reload
 
-    # Metrics from every worker are summed through files in this directory. It must be in the
-    # environment before any worker imports prometheus-client (which picks its storage at import);
-    # the master imports it only in child_exit, after this.
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="modelplatform-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
-    # values left by a previous run would be summed with this one's
-    for name in os.listdir(directory):
-        if name.endswith(".db"):
-            os.unlink(os.path.join(directory, name))
     reload.on_starting()
 
 
 def on_reload(server) -> None:
+    """HUP, before any worker is replaced: the same steps for the edited config, or a logged refusal."""
     from modelplatform import reload
 
     reload.on_reload()
+
+
+def on_exit(server) -> None:
+    """The master stops: its runtime directory (config snapshots, metric files) goes with it."""
+    from modelplatform import reload
+
+    reload.on_exit()
 
 
 def child_exit(server, worker) -> None:

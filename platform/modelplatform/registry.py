@@ -1,22 +1,23 @@
 """The registry: model name → version → loaded predictor, with default resolution.
 
-Built once per process by :func:`load_registry` (never at import time) and read-only afterwards,
-so request threads share it without locks.
+Built by :func:`load_registry` (never at import time) and read-only afterwards, so request threads share it
+without locks. Under gunicorn it is built once in the master from the verified artifact cache and inherited by
+every worker at the fork (:mod:`modelplatform.handoff`). This module never imports boto3.
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from modelplatform import artifacts, versions
 from modelplatform.config import Example, ModelsConfig, ModelSpec
 from modelplatform.errors import StartupError, UnknownModel, UnknownVersion, echo
-from modelplatform.store import ArtifactError, S3ModelStore
+from modelplatform.settings import StoreLocation
 from modelplatform.validation import CompiledSchema
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,8 @@ class LoadedVersion:
     validator: CompiledSchema
     examples: tuple[Example, ...]
     loaded_at: datetime
-    source: str
+    source: str  # the store URL the file was published to
+    origin: str = "store"  # where this host got the verified bytes for this start: "store" or "cache"
 
     @property
     def schema(self) -> Any:
@@ -92,37 +94,74 @@ class Registry:
     def count_versions(self) -> int:
         return sum(len(m.versions) for m in self)
 
+    def origins(self) -> dict[str, dict[str, str]]:
+        """``model → version → origin``: where this host got each version's file (``store`` or ``cache``)."""
+        return {m.name: {v.version: v.origin for v in m.versions.values()} for m in self}
 
-def load_registry(config: ModelsConfig, store: S3ModelStore, *, max_workers: int = 8) -> Registry:
-    """Fetch every active version in parallel, verify its sha256, then unpickle it.
+
+class VersionSource(Protocol):
+    """Where the loader gets a version's bytes: verified against ``sha256``, with their origin
+    (:class:`modelplatform.host_artifacts.CachedArtifacts`). Raises ``ArtifactRejected`` naming model and version."""
+
+    def read(self, model: str, version: str, sha256: str) -> tuple[bytes, str]: ...
+
+
+def load_registry(config: ModelsConfig, source: VersionSource, *, location: str | StoreLocation = "",
+                  reuse: "Registry | None" = None, max_workers: int = 8) -> Registry:
+    """Read every active version's verified bytes from ``source`` (in parallel), then unpickle each.
+
+    ``location`` is the store the files were published to (for the ``source`` URL shown in metadata).
+    A version ``reuse`` already holds with the same sha256 is not read or unpickled again: its predictor is
+    shared (and its compiled schema too when the schema is unchanged), so a reload costs only what changed.
 
     Raises :class:`StartupError` listing every version that is missing, tampered or unloadable.
     """
+    where = location if isinstance(location, StoreLocation) else (StoreLocation.parse(location) if location else None)
     wanted = [(spec, version) for spec in config for version in spec.active_versions]
     problems: list[str] = []
-    fetched: dict[tuple[str, str], bytes] = {}
+    fetched: dict[tuple[str, str], tuple[bytes, str]] = {}
 
-    def fetch(item: tuple[ModelSpec, str]) -> tuple[tuple[str, str], bytes | Exception]:
+    def reusable(spec: ModelSpec, version: str) -> LoadedVersion | None:
+        if reuse is None:
+            return None
+        try:
+            previous = reuse.get(spec.name, version)
+        except (UnknownModel, UnknownVersion):
+            return None
+        return previous if previous.sha256 == spec.sha256[version] else None
+
+    def read(item: tuple[ModelSpec, str]) -> tuple[tuple[str, str], tuple[bytes, str] | Exception]:
         spec, version = item
         try:
-            return (spec.name, version), store.fetch(spec.name, version)
-        except ArtifactError as exc:
+            return (spec.name, version), source.read(spec.name, version, spec.sha256[version])
+        except artifacts.ArtifactRejected as exc:
             return (spec.name, version), exc
 
-    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(wanted)))) as pool:
-        for key, result in pool.map(fetch, wanted):
-            if isinstance(result, Exception):
-                problems.append(str(result))
-            else:
-                fetched[key] = result
+    to_read = [item for item in wanted if reusable(*item) is None]
+    if to_read:
+        with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(to_read)))) as pool:
+            for key, result in pool.map(read, to_read):
+                if isinstance(result, Exception):
+                    problems.append(str(result))
+                else:
+                    fetched[key] = result
 
     models: dict[str, RegisteredModel] = {}
     for spec in config:
         loaded: dict[str, LoadedVersion] = {}
         for version in sorted(spec.active_versions, key=versions.sort_key):
-            data = fetched.get((spec.name, version))
-            if data is None:
+            url = f"s3://{where.bucket}/{where.key(spec.name, version)}" if where else ""
+            schema = spec.schema_for(version)
+            previous = reusable(spec, version)
+            if previous is not None:
+                validator = previous.validator if previous.schema == schema else CompiledSchema(schema)
+                loaded[version] = replace(previous, schema_key=spec.schema_key(version), validator=validator,
+                                          examples=spec.examples_for(version), source=url or previous.source)
                 continue
+            if (spec.name, version) not in fetched:
+                continue
+            data, origin = fetched.pop((spec.name, version))
+            log.info("loading model", extra={"model": spec.name, "version": version, "origin": origin})
             try:
                 artifacts.verify(spec.name, version, data, spec.sha256[version])
                 predictor = artifacts.load_predictor(spec.name, version, data)
@@ -135,13 +174,15 @@ def load_registry(config: ModelsConfig, store: S3ModelStore, *, max_workers: int
                 predictor=predictor,
                 sha256=spec.sha256[version],
                 schema_key=spec.schema_key(version),
-                validator=CompiledSchema(spec.schema_for(version)),
+                validator=CompiledSchema(schema),
                 examples=spec.examples_for(version),
                 loaded_at=datetime.now(timezone.utc),
-                source=store.url(spec.name, version),
+                source=url,
+                origin=origin,
             )
-            log.info("loaded model", extra={"model": spec.name, "version": version,
-                                            "source": store.url(spec.name, version), "bytes": len(data)})
+            log.info("loaded model", extra={"model": spec.name, "version": version, "source": url,
+                                            "origin": origin, "bytes": len(data)})
+            del data
         models[spec.name] = RegisteredModel(spec=spec, versions=MappingProxyType(loaded))
     if problems:
         raise StartupError(problems)

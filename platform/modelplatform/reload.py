@@ -1,48 +1,379 @@
-"""Zero-downtime config reload under gunicorn: ``kill -HUP <master>``.
+"""The gunicorn master's side of serving: artifacts fetched and verified once per host, models loaded before the
+fork, and zero-downtime config reloads (``kill -HUP <master>``) that can be refused.
 
-On HUP gunicorn forks new workers (each calls ``create_app()``) and gracefully stops the old ones;
-the listening socket never closes, so no request is refused. Without preload, a new worker that
-cannot boot (broken config, missing or tampered artifact) would make the arbiter halt, taking the
-service down. So workers never read the operator's file directly: the master keeps a *snapshot* of
-the last config that was checked, and points ``MODELS_CONFIG`` (inherited by every worker it forks)
-at it. On HUP the master checks the operator's file in a child process (everything ``modelplatform
-check-config`` checks: config rules, every artifact fetched, its sha256 verified, loaded, its examples
-run; a superset of what a worker does at boot) and only then moves
-``MODELS_CONFIG`` to the new snapshot; a broken config is refused with every problem logged, and new
-workers keep booting from the last good one.
+Called from the server hooks in :mod:`modelplatform.gunicorn_conf`. Every step that touches S3 or runs model code
+*for checking* runs in a child process; the master itself imports neither boto3 nor anything that imports ``ssl``
+names, so an event-driven worker can monkey-patch ``ssl`` after the fork.
 
-``python -m modelplatform.reload PATH`` is that check (exit 0, or 1 with the problems on stdout, one a line).
+**Start** (``on_starting``, before gunicorn listens or forks):
+
+1. settings checked (every problem listed);
+2. a snapshot of the operator's config is written to the master's runtime directory; workers only ever read
+   snapshots, never the operator's file (``MODELS_CONFIG`` points at the current one);
+3. *fetch step*: ``python -m modelplatform.host_artifacts SNAPSHOT`` downloads into ``ARTIFACT_CACHE_DIR``
+   every active version the cache lacks (one GET each), verifying each sha256 before it is renamed into the
+   cache; it never unpickles. Cached versions are not downloaded at all, so a start with the store unreachable
+   serves from the cache;
+4. *check step* (``python -m modelplatform.reload SNAPSHOT``): everything ``modelplatform check-config``
+   checks, reading the artifacts from the cache (no S3), each version loaded in a child of its own, with the
+   allow-listed environment of :func:`modelplatform.childenv.loading_env`. Skipped when this host already
+   checked the same config bytes with the same interpreter (a marker in the cache directory);
+5. *preload* (unless ``PRELOAD_MODELS=0``): the master loads the registry from the verified cache and puts it
+   in :mod:`modelplatform.handoff`; workers inherit it at the fork.
+
+Any problem in 1–5 stops the start, listing each problem (model, version, reason): a bad deploy never serves.
+
+**Reload** (``on_reload``, before gunicorn replaces any worker): steps 2–5 for the operator's edited file.
+Any problem refuses the reload (logged with every problem) and new workers keep the last good config and its
+preloaded models: a store that is unreachable, an object that changed, a model that does not load, never stop
+the host. Versions unchanged since the last config are neither downloaded nor unpickled again.
+
+``python -m modelplatform.reload PATH`` is the check step (prints JSON problems; exit 0).
 """
 from __future__ import annotations
 
-import hashlib
+import gc
+import json
 import logging
 import os
 import subprocess
 import sys
-import tempfile
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from modelplatform.settings import DEFAULT_CONFIG_PATH
+from modelplatform import handoff
+from modelplatform.childenv import loading_env
+from modelplatform.errors import StartupError
+from modelplatform.settings import CONFIG_SOURCE_ENV, DEFAULT_CONFIG_PATH, Settings
+
+if TYPE_CHECKING:
+    from modelplatform.host_artifacts import FetchReport
 
 log = logging.getLogger("modelplatform.reload")
 
-SOURCE_ENV = "MODELPLATFORM_CONFIG_SOURCE"  # the operator's file, re-read on every HUP
+SOURCE_ENV = CONFIG_SOURCE_ENV  # the operator's file, re-read on every HUP
 SNAPSHOT_DIR_ENV = "MODELPLATFORM_CONFIG_SNAPSHOTS"
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+FETCH_TIMEOUT_SECONDS = 1800  # downloading every missing artifact of a config
 CHECK_TIMEOUT_SECONDS = 300
+_CHECKED_DIR = "checked"
+
+
+@dataclass
+class MasterState:
+    """What the master keeps between hooks (in the :mod:`modelplatform.handoff` slot)."""
+
+    runtime: object | None = None  # RuntimeDir: removed at exit
+    cache_holder: object | None = None  # artifact_cache.Holder: the entries this master needs
+    needed: frozenset[str] = frozenset()  # sha256s of the config being served
+    previously_needed: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of preparing one snapshot: problems, or what workers get."""
+
+    problems: list[str] = field(default_factory=list)
+    prepared: handoff.Prepared | None = None
+
+
+# ---- hooks ------------------------------------------------------------------------------------------------------
+
+def on_starting() -> None:
+    """Master start: steps 1–5. Raises ``SystemExit(1)`` after logging every problem when it cannot serve."""
+    from modelplatform.runtime_dir import RuntimeDir
+
+    runtime = None if os.environ.get(SNAPSHOT_DIR_ENV) and os.environ.get(METRICS_DIR_ENV) else RuntimeDir.create()
+    state = MasterState(runtime=runtime)
+    handoff.put(handoff.Prepared(master_pid=os.getpid(), config_sha256="", master=state))
+    _metrics_dir(runtime)
+
+    source = Path(os.environ.get(SOURCE_ENV) or os.environ.get("MODELS_CONFIG") or DEFAULT_CONFIG_PATH)
+    os.environ[SOURCE_ENV] = str(source)
+    try:
+        settings = Settings.from_env()
+        snapshot = _write_snapshot(source.read_bytes())
+    except StartupError as exc:
+        _refuse_start(source, exc.problems)
+    except OSError as exc:
+        _refuse_start(source, [f"cannot read config file {source}: {exc.strerror or exc}"])
+    os.environ["MODELS_CONFIG"] = str(snapshot)
+    log.info("serving config %s from snapshot %s", source, snapshot, extra={"config": str(source)})
+
+    outcome = prepare(snapshot, settings)
+    if outcome.problems:
+        _refuse_start(source, outcome.problems)
+    _serve(outcome.prepared, settings)
+
+
+def on_reload() -> bool:
+    """HUP: steps 2–5 for the operator's file; new workers switch to it only when all pass. True if switched."""
+    prepared = handoff.current()
+    state = prepared.master if prepared is not None else None
+    if state is None:  # on_starting never ran in this process (a test): behave as a fresh start
+        state = MasterState()
+        handoff.put(handoff.Prepared(master_pid=os.getpid(), config_sha256="", master=state))
+    source = Path(os.environ.get(SOURCE_ENV) or DEFAULT_CONFIG_PATH)
+    current = os.environ.get("MODELS_CONFIG")
+    try:
+        settings = Settings.from_env()
+        raw = source.read_bytes()
+    except StartupError as exc:
+        return _refuse_reload(source, current, exc.problems)
+    except OSError as exc:
+        return _refuse_reload(source, current, [f"cannot read {source}: {exc.strerror or exc}"])
+    candidate = _write_snapshot(raw)
+    outcome = prepare(candidate, settings)
+    if outcome.problems:
+        if str(candidate) != current:
+            candidate.unlink(missing_ok=True)
+        return _refuse_reload(source, current, outcome.problems)
+    os.environ["MODELS_CONFIG"] = str(candidate)
+    _serve(outcome.prepared, settings)
+    log.info("reload accepted: %s checked, new workers serve snapshot %s", source, candidate,
+             extra={"config": str(source), "snapshot": str(candidate)})
+    return True
+
+
+def on_exit() -> None:
+    """Graceful stop: remove the master's runtime directory and its record in the artifact cache."""
+    prepared = handoff.current()
+    state = prepared.master if prepared is not None else None
+    if state is None:
+        return
+    if state.cache_holder is not None:
+        state.cache_holder.close()
+    if state.runtime is not None:
+        state.runtime.remove()
+    handoff.put(None)
+    gc.unfreeze()
+
+
+# ---- preparing a snapshot -------------------------------------------------------------------------------------
+
+def prepare(snapshot: Path, settings: Settings) -> Outcome:
+    """Fetch (child), check (child, unless already done on this host), then preload (here, unless
+    ``PRELOAD_MODELS=0``) the config in ``snapshot``. Never raises for anything a config, store or model does."""
+    from modelplatform.artifact_cache import ArtifactCache
+
+    cache = ArtifactCache(settings.artifact_cache_dir)
+    report, problems = _fetch(snapshot, settings)
+    if report is None:
+        return Outcome(problems=problems)
+    if report.config_ok and not problems:
+        downloads = report.downloads
+        log.info("artifacts ready: %d version(s), %d downloaded from the store, %d from the artifact cache %s",
+                 len(report.fetched), downloads, len(report.fetched) - downloads, cache.directory,
+                 extra={"artifacts": [{"model": f.model, "version": f.version, "origin": f.origin}
+                                      for f in report.fetched]})
+    marker = cache.directory / _CHECKED_DIR / _check_key(snapshot.read_bytes())
+    if problems or not report.config_ok or not marker.exists():
+        started = time.monotonic()
+        problems += _check_step(snapshot, settings, report)
+        if not report.config_ok and not problems:  # cannot happen: both steps parse the same file
+            problems.append(f"[config] {snapshot} does not load")
+        if not problems:
+            log.info("config checked in %.1fs: every version loaded in a child process, every example run",
+                     time.monotonic() - started)
+    else:
+        log.info("config already checked on this host: check step skipped", extra={"marker": str(marker)})
+    if problems:
+        return Outcome(problems=problems)
+    try:  # new, or in use again (see ArtifactCache.prune)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    except OSError as exc:  # a read-only cache: the next start checks again
+        log.warning("cannot record the check in %s: %s", marker.parent, exc)
+
+    prepared = handoff.Prepared(master_pid=os.getpid(), config_sha256=handoff.file_sha256(snapshot),
+                                origins=report.origins())
+    if settings.preload_models:
+        try:
+            prepared.registry = _preload(snapshot, settings, prepared)
+        except StartupError as exc:
+            return Outcome(problems=[f"[preload] {p}" for p in exc.problems])
+    return Outcome(prepared=prepared)
+
+
+def _preload(snapshot: Path, settings: Settings, prepared: handoff.Prepared):
+    """The registry, loaded in this process from the verified cache, reusing what the current one holds."""
+    from modelplatform.artifact_cache import ArtifactCache
+    from modelplatform.config import load_config
+    from modelplatform.host_artifacts import CachedArtifacts
+    from modelplatform.registry import load_registry
+
+    current = handoff.current()
+    if current is not None and current.registry is not None and current.config_sha256 == prepared.config_sha256:
+        return current.registry  # same bytes (a HUP with an unchanged file): nothing to load
+    config = replace(load_config(snapshot), source=settings.config_label)
+    source = CachedArtifacts(ArtifactCache(settings.artifact_cache_dir), store=None, origins=prepared.origins)
+    try:
+        registry = load_registry(config, source, location=settings.store,
+                                 reuse=current.registry if current is not None else None)
+    except (StartupError, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # model code ran in this process: whatever it raised is a refusal, not a crash
+        raise StartupError([f"loading the models in the master failed: {type(exc).__name__}: {exc}"]) from None
+    holders = ssl_context_holders()
+    if holders:
+        log.warning("after loading the models the master holds ssl.SSLContext in %s: an event-driven worker cannot "
+                    "monkey-patch those after the fork; if a model imports an HTTP client, set PRELOAD_MODELS=0",
+                    ", ".join(holders), extra={"modules": holders})
+    return registry
+
+
+def ssl_context_holders() -> list[str]:
+    """Modules other than ``ssl`` that hold ``ssl.SSLContext`` itself (urllib3 and botocore do): gevent can
+    patch the ``ssl`` module in a worker, but not a class already copied into another module."""
+    ssl = sys.modules.get("ssl")
+    if ssl is None:
+        return []
+    return sorted(name for name, module in list(sys.modules.items())
+                  if name != "ssl" and module is not None
+                  and any(value is ssl.SSLContext for value in list(vars(module).values())))
+
+
+def _serve(prepared: handoff.Prepared, settings: Settings) -> None:
+    """Make ``prepared`` what the next forked workers get; keep the cache entries of this and the last config."""
+    from modelplatform.artifact_cache import ArtifactCache
+
+    current = handoff.current()
+    state: MasterState = current.master if current is not None and current.master is not None else MasterState()
+    prepared.master = state
+    needed = frozenset(sha for (_, _, sha) in prepared.origins)
+    if needed != state.needed:
+        state.previously_needed, state.needed = state.needed, needed
+    if current is not None and current.registry is not None and current.registry is not prepared.registry:
+        gc.unfreeze()  # the old registry's objects become collectable again once the old workers are gone
+    handoff.put(prepared)
+    del current
+    gc.collect()
+    # objects alive now (the models) are left out of every later collection, in the master and in the workers:
+    # a collection writes to each object it visits, which would copy the shared pages into every worker
+    gc.freeze()
+
+    cache = ArtifactCache(settings.artifact_cache_dir)
+    try:
+        if state.cache_holder is None:
+            state.cache_holder = cache.hold(f"master-{os.getpid()}", state.needed | state.previously_needed)
+        else:
+            state.cache_holder.update(state.needed | state.previously_needed)
+        cache.prune()
+    except OSError as exc:  # housekeeping: never a reason not to serve
+        log.warning("artifact cache housekeeping failed: %s", exc)
+
+
+# ---- child processes -----------------------------------------------------------------------------------------
+
+def check(path: Path, *, settings: Settings | None = None) -> list[str]:
+    """Every problem that would stop workers from serving ``path`` (empty when none), as ``[check] message``
+    lines: the fetch step, then the check step (see :func:`prepare`, which also loads)."""
+    settings = settings if settings is not None else Settings.from_env()
+    report, problems = _fetch(path, settings)
+    return problems if report is None else problems + _check_step(path, settings, report)
+
+
+def _fetch(path: Path, settings: Settings) -> "tuple[FetchReport | None, list[str]]":
+    """The fetch step, in a child with S3 access: its report (None if the child failed) and its problems."""
+    from modelplatform.host_artifacts import FetchReport
+
+    out = _child_json([sys.executable, "-m", "modelplatform.host_artifacts", str(path)], _fetch_env(settings),
+                      FETCH_TIMEOUT_SECONDS, "fetching the artifacts")
+    if isinstance(out, list):
+        return None, out
+    report = FetchReport.from_json(out)
+    return report, [f"[store] {p}" for p in report.problems]
+
+
+def _check_step(path: Path, settings: Settings, report: "FetchReport") -> list[str]:
+    """The check step, in a child with only :func:`~modelplatform.childenv.loading_env` (plus
+    ``ARTIFACT_CACHE_DIR``): it reads artifacts from the cache, never from S3, and unpickles each one in a
+    further child. Versions the fetch step could not provide are left out (already reported)."""
+    env = {**loading_env(), "ARTIFACT_CACHE_DIR": str(settings.artifact_cache_dir.resolve())}
+    out = _child_json([sys.executable, "-m", "modelplatform.reload", str(path)], env, CHECK_TIMEOUT_SECONDS,
+                      "checking the config")
+    if isinstance(out, list):
+        return out
+    present = {(f.model, f.version) for f in report.fetched}
+    problems = []
+    for p in json.loads(out):
+        if p["check"] == "store" and report.problems and (p["model"], p["version"]) not in present:
+            continue
+        where = " ".join(x for x in (p["model"], p["version"]) if x)
+        problems.append(f"[{p['check']}] " + (f"{where}: " if where else "") + p["message"])
+    return problems
+
+
+def _child_json(argv: list[str], env: dict[str, str], timeout: float, what: str) -> str | list[str]:
+    """Run a child that prints one JSON document: its stdout, or a list with the one problem that stopped it."""
+    try:
+        result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return [f"{what} took longer than {timeout:g}s"]
+    if result.returncode == 0 and result.stdout.strip():
+        return result.stdout
+    return [f"{what} failed (exit {result.returncode}): {result.stderr.strip()[-2000:] or '(no output)'}"]
+
+
+def _fetch_env(settings: Settings) -> dict[str, str]:
+    """The fetch step talks to S3, so it keeps the master's environment (credentials may come from any of
+    boto3's variables) minus what it has no use for; it never runs model code."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in {METRICS_DIR_ENV, "DATABASE_URL", "API_KEYS", "API_KEYS_FILE"}}
+    env["ARTIFACT_CACHE_DIR"] = str(settings.artifact_cache_dir.resolve())
+    return env
+
+
+def _check_key(raw_config: bytes) -> str:
+    """The check step's result holds for these config bytes (which pin every artifact's sha256) under this
+    interpreter and this modelplatform; anything else is checked again."""
+    import hashlib
+
+    try:
+        ours = metadata.version("modelplatform")
+    except metadata.PackageNotFoundError:
+        ours = "unknown"
+    key = hashlib.sha256(raw_config)
+    key.update(f"\0{sys.executable}\0{sys.version}\0{ours}".encode())
+    return key.hexdigest()
+
+
+# ---- helpers ----------------------------------------------------------------------------------------------------
+
+def _metrics_dir(runtime) -> None:
+    # Metrics from every worker are summed through files in this directory. It must be in the environment before
+    # any worker imports prometheus-client (which picks its storage at import); the master imports it only in
+    # child_exit, after this.
+    directory = os.environ.get(METRICS_DIR_ENV) or str(runtime.metrics_dir)
+    os.environ[METRICS_DIR_ENV] = directory
+    for name in os.listdir(directory):  # values left by a previous run would be summed with this one's
+        if name.endswith(".db"):
+            os.unlink(os.path.join(directory, name))
 
 
 def _snapshot_dir() -> Path:
     existing = os.environ.get(SNAPSHOT_DIR_ENV)
     if existing:
         return Path(existing)
-    path = Path(tempfile.mkdtemp(prefix="modelplatform-config-"))
-    os.environ[SNAPSHOT_DIR_ENV] = str(path)
-    return path
+    prepared = handoff.current()
+    runtime = prepared.master.runtime if prepared is not None and prepared.master is not None else None
+    if runtime is None:
+        from modelplatform.runtime_dir import RuntimeDir
+
+        runtime = RuntimeDir.create()
+        if prepared is not None and prepared.master is not None:
+            prepared.master.runtime = runtime
+    os.environ[SNAPSHOT_DIR_ENV] = str(runtime.config_dir)
+    return runtime.config_dir
 
 
 def _write_snapshot(raw: bytes) -> Path:
+    import hashlib
+
     path = _snapshot_dir() / f"models-{hashlib.sha256(raw).hexdigest()[:12]}.json"
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(raw)
@@ -50,87 +381,52 @@ def _write_snapshot(raw: bytes) -> Path:
     return path
 
 
-def check(path: Path) -> list[str]:
-    """Every problem that would stop a worker from booting on ``path`` (empty when it would boot).
-
-    Runs in a child process so the master never imports model code or opens connections it would
-    then hand to forked workers.
-    """
-    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    try:
-        result = subprocess.run([sys.executable, "-m", "modelplatform.reload", str(path)], env=env,
-                                capture_output=True, text=True, timeout=CHECK_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-        return [f"checking the config took longer than {CHECK_TIMEOUT_SECONDS}s"]
-    if result.returncode == 0:
-        return []
-    problems = [line for line in result.stdout.splitlines() if line.strip()]
-    return problems or [f"config check exited with {result.returncode}: {result.stderr.strip()[-2000:]}"]
+def _refuse_start(source: Path, problems: list[str]) -> None:
+    log.error("startup refused: %s has %d problem(s); not serving", source, len(problems),
+              extra={"config": str(source), "problems": problems})
+    for problem in problems:
+        log.error("startup problem: %s", problem, extra={"config": str(source)})
+    on_exit()
+    raise SystemExit("modelplatform cannot start:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-def on_starting() -> None:
-    """Master start: remember the operator's file and serve a snapshot of it.
-
-    Not checked here: the first workers check it themselves, and a broken first config must stop
-    the deploy (gunicorn halts when its first workers cannot boot).
-    """
-    source = Path(os.environ.get(SOURCE_ENV) or os.environ.get("MODELS_CONFIG") or DEFAULT_CONFIG_PATH)
-    os.environ[SOURCE_ENV] = str(source)
-    try:
-        snapshot = _write_snapshot(source.read_bytes())
-    except OSError as exc:
-        log.error("cannot read config %s: %s", source, exc)  # the workers will fail and say why
-        return
-    os.environ["MODELS_CONFIG"] = str(snapshot)
-    log.info("serving config %s from snapshot %s", source, snapshot, extra={"config": str(source)})
-
-
-def on_reload() -> bool:
-    """HUP: check the operator's file; switch new workers to it only when it is good. True if switched."""
-    source = Path(os.environ.get(SOURCE_ENV) or DEFAULT_CONFIG_PATH)
-    current = os.environ.get("MODELS_CONFIG")
-    try:
-        raw = source.read_bytes()
-    except OSError as exc:
-        log.error("reload refused: cannot read %s: %s; still serving %s", source, exc, current,
-                  extra={"config": str(source), "problems": [str(exc)]})
-        return False
-    candidate = _write_snapshot(raw)
-    problems = check(candidate)
-    if problems:
-        if str(candidate) != current:
-            candidate.unlink(missing_ok=True)
-        log.error("reload refused: %s has %d problem(s); new workers keep the last good config %s",
-                  source, len(problems), current, extra={"config": str(source), "problems": problems})
-        for problem in problems:
-            log.error("reload problem: %s", problem, extra={"config": str(source)})
-        return False
-    os.environ["MODELS_CONFIG"] = str(candidate)
-    log.info("reload accepted: %s checked, new workers serve snapshot %s", source, candidate,
-             extra={"config": str(source), "snapshot": str(candidate)})
-    return True
+def _refuse_reload(source: Path, current: str | None, problems: list[str]) -> bool:
+    log.error("reload refused: %s has %d problem(s); new workers keep the last good config %s",
+              source, len(problems), current, extra={"config": str(source), "problems": problems})
+    for problem in problems:
+        log.error("reload problem: %s", problem, extra={"config": str(source)})
+    return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Print every problem ``modelplatform check-config`` finds (config, store, model load, examples)."""
-    logging.getLogger("botocore").setLevel(logging.WARNING)
-    from modelplatform.checks import check_config
-    from modelplatform.settings import StoreLocation
-    from modelplatform.store import S3ModelStore
+    """The check step: print, as a JSON list, every problem ``modelplatform check-config`` finds in CONFIG with
+    the artifacts read from ``ARTIFACT_CACHE_DIR`` (a version missing there is a ``store`` problem)."""
+    from modelplatform.artifact_cache import ArtifactCache
+    from modelplatform.checks import check_config, parseable_models
+    from modelplatform.settings import artifact_cache_dir
+    from modelplatform.store import ArtifactError
 
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
         print("usage: python -m modelplatform.reload CONFIG_PATH", file=sys.stderr)
         return 2
-    try:
-        store = S3ModelStore(StoreLocation.parse(os.environ.get("MODEL_STORE_URL", "")))
-    except ValueError as exc:
-        print(exc)
-        return 1
-    problems = check_config(args[0], store)
-    for problem in problems:
-        print(f"[{problem.check}] {problem}")
-    return 1 if problems else 0
+    cache = ArtifactCache(artifact_cache_dir())
+    pinned = {(spec.name, version): spec.sha256.get(version)
+              for spec in parseable_models(args[0]) for version in spec.active_versions}
+
+    class CacheReader:
+        """What check_config asks of a store, answered from the verified cache."""
+
+        def fetch(self, model: str, version: str) -> bytes:
+            sha256 = pinned.get((model, version))
+            data = cache.read(sha256) if sha256 else None
+            if data is None:
+                raise ArtifactError(model, version, f"no verified copy in the artifact cache {cache.directory}")
+            return data
+
+    problems = check_config(args[0], CacheReader())  # type: ignore[arg-type]
+    print(json.dumps([p.as_dict() for p in problems]))
+    return 0
 
 
 if __name__ == "__main__":

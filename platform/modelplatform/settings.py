@@ -14,6 +14,10 @@ DEFAULT_CONFIG_PATH = "config/models.json"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_AUDIT_SPOOL_DIR = "var/audit-spool"
 AUDIT_SPOOL_OFF = "off"
+DEFAULT_ARTIFACT_CACHE_DIR = "var/artifacts"
+# set by the gunicorn master (modelplatform.reload): the operator's config file, while workers read a snapshot of it
+CONFIG_SOURCE_ENV = "MODELPLATFORM_CONFIG_SOURCE"
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
 @dataclass(frozen=True)
@@ -59,11 +63,17 @@ class Settings:
     audit_spool_dir: Path | None = Path(DEFAULT_AUDIT_SPOOL_DIR)
     # an invalid input (never seen by the model) larger than this is recorded as a stand-in (audit/bounds.py)
     audit_max_invalid_input_bytes: int = DEFAULT_MAX_INVALID_INPUT_BYTES
+    artifact_cache_dir: Path = Path(DEFAULT_ARTIFACT_CACHE_DIR)
+    # under gunicorn: load every model once in the master, before forking (see modelplatform.reload)
+    preload_models: bool = True
+    # what config_path stands for: the operator's file when config_path is the master's snapshot of it
+    config_source: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         """Read ``DATABASE_URL``, ``MODEL_STORE_URL``, ``MODELS_CONFIG``, ``MAX_BODY_BYTES``, ``AUDIT_SPOOL_DIR``,
-        ``AUDIT_MAX_INVALID_INPUT_BYTES``.
+        ``AUDIT_MAX_INVALID_INPUT_BYTES``, ``ARTIFACT_CACHE_DIR``, ``PRELOAD_MODELS`` (and ``MODELPLATFORM_CONFIG_SOURCE``,
+        set by the master).
 
         Raises :class:`StartupError` listing every missing or malformed variable.
         """
@@ -112,6 +122,11 @@ class Settings:
         raw_spool = env.get("AUDIT_SPOOL_DIR", "").strip() or DEFAULT_AUDIT_SPOOL_DIR
         audit_spool_dir = None if raw_spool.lower() == AUDIT_SPOOL_OFF else Path(raw_spool)
 
+        cache_dir = artifact_cache_dir(env)
+        raw_preload = env.get("PRELOAD_MODELS", "").strip().lower() or "1"
+        if raw_preload not in _TRUE | _FALSE:
+            problems.append(f"PRELOAD_MODELS must be 1 or 0 (true/false), got {raw_preload!r}")
+
         if problems:
             raise StartupError(problems)
         assert store is not None
@@ -122,4 +137,18 @@ class Settings:
             max_body_bytes=max_body,
             audit_spool_dir=audit_spool_dir,
             audit_max_invalid_input_bytes=max_invalid,
+            artifact_cache_dir=cache_dir,
+            preload_models=raw_preload in _TRUE,
+            config_source=env.get(CONFIG_SOURCE_ENV, "").strip() or None,
         )
+
+    @property
+    def config_label(self) -> str:
+        """The config file as the operator knows it (their file, not the master's snapshot of it)."""
+        return self.config_source or str(self.config_path)
+
+
+def artifact_cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``ARTIFACT_CACHE_DIR``, or its default (relative to the working directory, like ``AUDIT_SPOOL_DIR``)."""
+    env = os.environ if env is None else env
+    return Path(env.get("ARTIFACT_CACHE_DIR", "").strip() or DEFAULT_ARTIFACT_CACHE_DIR)

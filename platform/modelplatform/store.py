@@ -21,8 +21,9 @@ from modelplatform.settings import StoreLocation
 class ArtifactError(Exception):
     """A model file could not be fetched; the message names model, version and reason."""
 
-    def __init__(self, model: str, version: str, reason: str) -> None:
+    def __init__(self, model: str, version: str, reason: str, *, missing: bool = False) -> None:
         self.model, self.version, self.reason = model, version, reason
+        self.missing = missing  # the store answered: there is no such object (as opposed to: could not ask)
         super().__init__(f"{model} {version}: {reason}")
 
 
@@ -60,6 +61,11 @@ MAX_PARTS = 10_000
 UPLOAD_THREADS = 4
 
 
+def make_client(config: Any | None = None) -> Any:
+    """A boto3 S3 client from the usual environment (credentials, region, ``AWS_ENDPOINT_URL``)."""
+    return boto3.client("s3", config=config)
+
+
 class S3ModelStore:
     """Reads (and, for publishing, writes) immutable model files. Thread-safe."""
 
@@ -72,16 +78,27 @@ class S3ModelStore:
 
     def fetch(self, model: str, version: str) -> bytes:
         """The bytes of ``model`` ``version``. Raises :class:`ArtifactError` when missing or unreachable."""
+        buffer = io.BytesIO()
+        self.download(model, version, buffer)
+        return buffer.getvalue()
+
+    def download(self, model: str, version: str, out: IO[bytes], *, chunk_size: int = 1 << 20) -> None:
+        """Write the bytes of ``model`` ``version`` to ``out`` as they arrive: one GET, never the whole file in
+        memory. Raises :class:`ArtifactError` when missing or unreachable (also when the connection breaks
+        mid-body; ``out`` then holds a prefix, which the caller discards)."""
         key = self.location.key(model, version)
         try:
             response = self.client.get_object(Bucket=self.location.bucket, Key=key)
-            return response["Body"].read()
+            for chunk in response["Body"].iter_chunks(chunk_size):
+                out.write(chunk)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in _MISSING_CODES:
-                raise ArtifactError(model, version, f"no model file at {self.url(model, version)}") from None
+                raise ArtifactError(model, version, f"no model file at {self.url(model, version)}",
+                                    missing=True) from None
             if code == "NoSuchBucket":
-                raise ArtifactError(model, version, f"bucket {self.location.bucket!r} does not exist") from None
+                raise ArtifactError(model, version, f"bucket {self.location.bucket!r} does not exist",
+                                    missing=True) from None
             raise ArtifactError(model, version, f"cannot read {self.url(model, version)}: {code} {exc}") from None
         except BotoCoreError as exc:
             raise ArtifactError(model, version, f"cannot reach the model store: {exc}") from None

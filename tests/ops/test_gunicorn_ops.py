@@ -16,13 +16,13 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from ops_support import QUOTE, Load
 from support import Platform, publish
 from support.models import Pricer
 
 pytestmark = pytest.mark.slow
 
 DATA = Path(__file__).parent.parent / "data"
-QUOTE = {"vehicle": "suv", "driver_age": 40}
 
 
 def schema() -> dict:
@@ -122,57 +122,6 @@ def test_requests_gunicorn_refuses_itself_get_problem_json_too(platform: Platfor
     assert json.loads(body)["status"] == 400 and json.loads(body)["type"] == "about:blank"
     # and the service is unharmed
     assert requests.post(server.url + "/models/auto_pricing/predict", json=QUOTE, timeout=10).status_code == 200
-
-
-class Load:
-    """Threads sending unpinned predicts, recording every outcome: half on keep-alive connections (which
-    the old workers close while shutting down), half on a fresh connection per request."""
-
-    def __init__(self, url: str, threads: int = 4) -> None:
-        self.url = url + "/models/auto_pricing/predict"
-        self.stop = threading.Event()
-        self.results: list[tuple[float, int, str]] = []  # (time, status, version or error)
-        self.latencies: list[float] = []
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._run, args=(n % 2 == 0,), daemon=True) for n in range(threads)]
-
-    def _run(self, keep_alive: bool) -> None:
-        session = requests.Session()
-        headers = {} if keep_alive else {"Connection": "close"}
-        while not self.stop.is_set():
-            started = time.monotonic()
-            try:
-                r = session.post(self.url, json=QUOTE, headers=headers, timeout=30)
-                outcome = (time.monotonic(), r.status_code, r.headers.get("X-Model-Version", r.text[:200]))
-            except requests.RequestException as exc:
-                outcome = (time.monotonic(), 0, repr(exc))
-            with self.lock:
-                self.results.append(outcome)
-                self.latencies.append(outcome[0] - started)
-
-    def __enter__(self) -> "Load":
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(timeout=40)
-
-    def wait_for_version(self, version: str, timeout: float = 90) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                for at, status, got in self.results:
-                    if status == 200 and got == version:
-                        return at
-            time.sleep(0.1)
-        raise AssertionError(f"version {version} never answered within {timeout}s")
-
-    def failures(self) -> list[tuple[float, int, str]]:
-        with self.lock:
-            return [r for r in self.results if r[1] != 200]
 
 
 def test_hup_reload_serves_the_new_config_with_zero_failures_and_refuses_a_broken_one(

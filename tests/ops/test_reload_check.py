@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from support.models import Pricer
 
 
 @pytest.fixture
-def master_env(platform: Platform, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Platform:
+def master_env(platform: Platform, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Platform]:
     """The environment a gunicorn master has: store, database, config source; a private snapshot dir."""
     platform.add("auto_pricing", {"1.0.0": Pricer("300.00", "v1")})
     for name, value in platform.env().items():
@@ -22,8 +23,11 @@ def master_env(platform: Platform, monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     # set through monkeypatch so that on_starting's own writes are undone after the test
     monkeypatch.setenv(reload.SOURCE_ENV, platform.env()["MODELS_CONFIG"])
     monkeypatch.setenv(reload.SNAPSHOT_DIR_ENV, str(tmp_path / "snapshots"))
+    monkeypatch.setenv(reload.METRICS_DIR_ENV, str(tmp_path / "metrics"))
     (tmp_path / "snapshots").mkdir()
-    return platform
+    (tmp_path / "metrics").mkdir()
+    yield platform
+    reload.on_exit()  # what gunicorn calls when the master stops: forget this "master's" preloaded models
 
 
 def test_a_good_config_has_no_problems(master_env: Platform) -> None:

@@ -52,6 +52,11 @@ class Platform:
         self.config[name] = model_entry(shas, **entry)
         return self.config[name]
 
+    @property
+    def cache_dir(self) -> Path:
+        """This test's own artifact cache (never the checkout's ``var/``)."""
+        return self.workdir / "artifacts"
+
     def write_config(self, config: dict[str, Any] | None = None) -> Path:
         path = self.workdir / "models.json"
         path.write_text(json.dumps(self.config if config is None else config, indent=2))
@@ -62,6 +67,7 @@ class Platform:
             "DATABASE_URL": self.database_url,
             "MODEL_STORE_URL": str(self.store.location),
             "MODELS_CONFIG": str(self.write_config()),
+            "ARTIFACT_CACHE_DIR": str(self.cache_dir),
             **{k: str(v) for k, v in overrides.items()},
         }
         return Settings.from_env(env)
@@ -72,6 +78,7 @@ class Platform:
             "DATABASE_URL": self.database_url,
             "MODEL_STORE_URL": str(self.store.location),
             "MODELS_CONFIG": str(self.write_config()),
+            "ARTIFACT_CACHE_DIR": str(self.cache_dir),
         }
 
     def app(self, **overrides: Any) -> Flask:

@@ -77,3 +77,20 @@ class NotAModel:
 
     def score(self, payload: Any) -> int:
         return 1
+
+
+class LeavesTrace:
+    """A model that creates the file ``trace`` whenever it is unpickled: proof that some process loaded it."""
+
+    def __init__(self, trace: str) -> None:
+        self.trace = trace
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        from pathlib import Path
+
+        Path(self.trace).touch()
+
+    def predict(self, payload: Any) -> Any:
+        return {"premium": 1.0, "tag": "forged"}
+

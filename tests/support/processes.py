@@ -1,6 +1,7 @@
 """Starting real server processes for end-to-end tests, always bounded in time and always stopped."""
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -37,7 +38,7 @@ def procfile_command(process: str) -> list[str]:
     raise LookupError(f"no {process!r} process in the Procfile")
 
 
-def wait_ready(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
+def wait_ready(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None, interval: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -47,31 +48,101 @@ def wait_ready(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = 
                 return
         except requests.RequestException:
             pass
-        time.sleep(0.2)
+        time.sleep(interval)
     raise TimeoutError(f"{url} not ready within {timeout} s")
+
+
+class GunicornWeb:
+    """The Procfile ``web`` command (gunicorn with the production settings) on a free loopback port.
+
+    The one way tests start a server: its output goes to ``log_path`` (a file, not a pipe: the server logs a
+    line per request, and an undrained pipe would block it); :meth:`stop` always ends its process group.
+    """
+
+    def __init__(self, env: dict[str, str], *, workers: int = 2, log_path: Path | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        # the master makes its own metrics directory unless the test names one
+        inherited = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        self.env = {**inherited, **env, "HOST": "127.0.0.1", "PORT": str(self.port), "WEB_CONCURRENCY": str(workers)}
+        self._own_log = log_path is None
+        if log_path is None:
+            fd, name = tempfile.mkstemp(prefix="gunicorn-", suffix=".log")
+            os.close(fd)
+            log_path = Path(name)
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, *, wait: str | None = "/readyz", timeout: float = 60.0, interval: float = 0.2) -> "GunicornWeb":
+        """Start; unless ``wait`` is None, wait until ``GET wait`` answers 200, asking every ``interval`` seconds
+        (raises with the log if it exits or times out)."""
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(procfile_command("web"), cwd=ROOT, env=self.env, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        if wait is not None:
+            try:
+                wait_ready(self.url + wait, timeout, self.proc, interval)
+            except (RuntimeError, TimeoutError) as exc:
+                raise AssertionError(f"{exc}:\n{self.log()[-4000:]}") from None
+        return self
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.proc is not None and self.proc.poll() is None, self.log()[-4000:]
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout: float = 60.0) -> int:
+        """The exit status of a server expected to stop by itself (raises if it does not within ``timeout``)."""
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def json_lines(self) -> list[dict]:
+        lines = []
+        for line in self.log().splitlines():
+            if line.startswith("{"):
+                try:
+                    lines.append(json.loads(line))
+                except ValueError:  # the last line, still being written
+                    continue
+        return lines
+
+    def wait_for_log(self, predicate, timeout: float = 60) -> dict:
+        return self.wait_for_count(predicate, 1, timeout)[0]
+
+    def wait_for_count(self, predicate, count: int, timeout: float = 60) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [line for line in self.json_lines() if predicate(line)]
+            if len(found) >= count:
+                return found
+            time.sleep(0.2)
+        raise AssertionError(f"fewer than {count} matching log lines within {timeout}s:\n{self.log()[-4000:]}")
+
+    def stop(self) -> None:
+        """SIGTERM to the process group (gunicorn's graceful stop), SIGKILL if it is still there after 40 s."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self._log.close()
+        if self._own_log:
+            self.log_path.unlink(missing_ok=True)
 
 
 @contextmanager
 def gunicorn_web(env: dict[str, str], *, workers: int = 2, timeout: float = 60.0,
                  log_path: Path | None = None) -> Iterator[str]:
-    """Run the Procfile ``web`` command on a free loopback port; yields its base URL. The server's output
-    (one JSON log line per event) goes to ``log_path`` when given, for tests that read it."""
-    port = free_port()
-    full_env = {**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
-    # a file, not a pipe: the server logs a line per request, and an undrained pipe would block it
-    output = open(log_path, "wb") if log_path is not None else tempfile.TemporaryFile()
-    proc = subprocess.Popen(procfile_command("web"), cwd=ROOT, env=full_env,
-                            stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    """Run the Procfile ``web`` command on a free loopback port until ``/readyz`` answers; yields its base URL.
+    The server's output (one JSON log line per event) goes to ``log_path`` when given, for tests that read it."""
+    server = GunicornWeb(env, workers=workers, log_path=log_path)
     try:
-        wait_ready(f"{base}/readyz", timeout, proc)
-        yield base
+        yield server.start(timeout=timeout).url
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        output.close()
+        server.stop()

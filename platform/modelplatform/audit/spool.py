@@ -25,19 +25,12 @@ import orjson
 import psycopg2.extensions
 
 from modelplatform.audit import rows as audit_rows
+from modelplatform.fsutil import fsync_dir as _fsync_dir
 
 log = logging.getLogger(__name__)
 
 SPOOL_PATTERN = "audit-*.jsonl"
 REPLAY_CHUNK = 500
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -37,4 +37,6 @@ def readyz() -> Response:
         "models": len(plane.registry),
         "versions": plane.registry.count_versions(),
         "config_revision": plane.registry.config.revision,
+        # model → version → "store" (downloaded for this start or reload) or "cache" (this host's verified copy)
+        "models_source": plane.registry.origins(),
     }), mimetype="application/json")
