@@ -93,7 +93,8 @@ def config_report(path: str | Path, store: S3ModelStore | None = None, *,
             problems.extend(example_schema_problems(spec, version))
     if store is None:
         return Report(problems, warnings)
-    store_error = unusable_store(store)
+    # only a real S3 store can be unusable as a whole; the reload check reads the host's artifact cache
+    store_error = unusable_store(store) if isinstance(store, S3ModelStore) else None
     if store_error is not None:
         return Report(problems, warnings, store_error)
     wanted = [(spec, version) for spec in specs for version in spec.active_versions]
@@ -130,12 +131,8 @@ def _check_stored_version(store: S3ModelStore, spec: ModelSpec, version: str, *,
     try:
         data = store.fetch(spec.name, version)
     except ArtifactError as exc:
-        try:
-            missing = not store.exists(spec.name, version)
-        except ArtifactError:
-            missing = False
         advice = (f"publish it with `modelplatform publish FILE --model {spec.name} --version {version}` or "
-                  "remove the version from active_model_versions") if missing else \
+                  "remove the version from active_model_versions") if exc.missing else \
             "check that these credentials may read it (s3:GetObject)"
         return [Problem(STORE, f"{exc.reason}; {advice}", spec.name, version)]
     return check_artifact(spec, version, data, timeout=timeout)

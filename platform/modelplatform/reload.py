@@ -402,7 +402,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The check step: print, as a JSON list, every problem ``modelplatform check-config`` finds in CONFIG with
     the artifacts read from ``ARTIFACT_CACHE_DIR`` (a version missing there is a ``store`` problem)."""
     from modelplatform.artifact_cache import ArtifactCache
-    from modelplatform.checks import check_config, parseable_models
+    from modelplatform.checks import check_config
+    from modelplatform.config import inspect_config
     from modelplatform.settings import artifact_cache_dir
     from modelplatform.store import ArtifactError
 
@@ -412,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     cache = ArtifactCache(artifact_cache_dir())
     pinned = {(spec.name, version): spec.sha256.get(version)
-              for spec in parseable_models(args[0]) for version in spec.active_versions}
+              for spec in inspect_config(args[0]).specs.values() for version in spec.active_versions}
 
     class CacheReader:
         """What check_config asks of a store, answered from the verified cache."""
