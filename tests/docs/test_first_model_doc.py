@@ -190,7 +190,11 @@ def check_refused_reload(terminal: Terminal, work: Path, demo: DemoProcess) -> N
     assert done.returncode == 1, done.stdout
     assert "reload refused: the demo keeps serving its last good config. 1 problem(s):" in done.stdout
     assert "examples['2.2.X'][0]: output differs" in done.stdout
-    assert "[server] ERROR reload refused" in demo.output  # terminal 1 says so too
+    # terminal 1 says so too: the demo echoes the server's log every 0.2 s, so allow it a moment
+    deadline = time.monotonic() + 15
+    while "[server] ERROR reload refused" not in demo.output and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "[server] ERROR reload refused" in demo.output, demo.output[-2000:]
     still = terminal.run(next(s.text for s in read_steps(DOC.read_text()) if s.text.startswith("curl")))
     assert json.loads(still.stdout)["version"] == "2.2.0"
 
