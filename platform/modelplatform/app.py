@@ -52,7 +52,8 @@ def create_app(settings: Settings | None = None, *, store: S3ModelStore | None =
     app = Flask("modelplatform")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["modelplatform.settings"] = settings
-    plane = DataPlane(registry, MeteredAuditLog(audit, metrics), ABRouter.from_registry(registry))
+    plane = DataPlane(registry, MeteredAuditLog(audit, metrics), ABRouter.from_registry(registry),
+                      predict_timeout=settings.predict_timeout)
     if any(model.spec.shadow for model in registry):
         plane.shadows = ShadowDispatcher(plane.run_shadow)  # its threads start on first use, after the fork
     app.extensions["modelplatform.dataplane"] = plane

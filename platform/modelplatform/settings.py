@@ -13,6 +13,7 @@ DEFAULT_CONFIG_PATH = "config/models.json"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_AUDIT_SPOOL_DIR = "var/audit-spool"
 AUDIT_SPOOL_OFF = "off"
+DEFAULT_PREDICT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,13 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     # None: no outage spool (an unreachable database answers 503)
     audit_spool_dir: Path | None = Path(DEFAULT_AUDIT_SPOOL_DIR)
+    # seconds a model's predict may take before the call is answered 504 deadline-exceeded
+    predict_timeout: float = DEFAULT_PREDICT_TIMEOUT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        """Read ``DATABASE_URL``, ``MODEL_STORE_URL``, ``MODELS_CONFIG``, ``MAX_BODY_BYTES``, ``AUDIT_SPOOL_DIR``.
+        """Read ``DATABASE_URL``, ``MODEL_STORE_URL``, ``MODELS_CONFIG``, ``MAX_BODY_BYTES``, ``AUDIT_SPOOL_DIR``,
+        ``PREDICT_TIMEOUT``.
 
         Raises :class:`StartupError` listing every missing or malformed variable.
         """
@@ -97,6 +101,16 @@ class Settings:
         raw_spool = env.get("AUDIT_SPOOL_DIR", "").strip() or DEFAULT_AUDIT_SPOOL_DIR
         audit_spool_dir = None if raw_spool.lower() == AUDIT_SPOOL_OFF else Path(raw_spool)
 
+        predict_timeout = DEFAULT_PREDICT_TIMEOUT
+        raw_timeout = env.get("PREDICT_TIMEOUT", "").strip()
+        if raw_timeout:
+            try:
+                predict_timeout = float(raw_timeout)
+                if not 0 < predict_timeout < float("inf"):
+                    raise ValueError
+            except ValueError:
+                problems.append(f"PREDICT_TIMEOUT must be a positive number of seconds, got {raw_timeout!r}")
+
         if problems:
             raise StartupError(problems)
         assert store is not None
@@ -106,4 +120,5 @@ class Settings:
             config_path=config_path,
             max_body_bytes=max_body,
             audit_spool_dir=audit_spool_dir,
+            predict_timeout=predict_timeout,
         )
