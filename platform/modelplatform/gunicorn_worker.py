@@ -95,6 +95,10 @@ def read_limits(env: dict[str, str] | os._Environ) -> tuple[Limits, list[str]]:
 
 # -- boot with retry (both workers) -----------------------------------------------------------------
 
+class BootFailed(Exception):
+    """``create_app()`` raised a ``BaseException`` that is not an ``Exception`` (reported as a boot failure)."""
+
+
 def _no_access_log(*args: Any, **kwargs: Any) -> None:
     pass
 
@@ -122,9 +126,17 @@ class _Hardened:
             try:
                 super().load_wsgi()  # type: ignore[misc]
                 break
-            except Exception as exc:
+            except BaseException as exc:
+                if not self.alive or isinstance(exc, HostExit):  # type: ignore[attr-defined]
+                    raise  # the master stopped or aborted this worker while it booted
+                if not isinstance(exc, Exception):
+                    # e.g. SystemExit from a model's unpickling: gunicorn would exit with *its* code (0: a
+                    # respawn loop, 3: a halt); it is a boot failure like any other
+                    failed = BootFailed(f"{type(exc).__name__} while booting: {exc}")
+                    failed.__cause__ = exc
+                    exc = failed
                 if directory is None or not bootstate.has_booted(directory):
-                    raise  # no worker of this master has served yet: fail the deploy (gunicorn halts)
+                    raise exc  # no worker of this master has served yet: fail the deploy (gunicorn halts)
                 attempts += 1
                 delay = min(BOOT_RETRY_FIRST_S * 2 ** (attempts - 1), self.limits.boot_retry_max)
                 log.error("worker failed to boot (attempt %d), retrying in %.0f s: %s", attempts, delay, exc,
