@@ -208,11 +208,16 @@ class DeadlineSocket:
     where the next request would start is unknown). Writes are bounded by ``body`` seconds too.
     """
 
-    __slots__ = ("_sock", "_limits", "_phase", "_deadline", "_fresh", "_out")
+    __slots__ = ("_sock", "_limits", "_phase", "_deadline", "_fresh", "_out", "_linger")
 
     # gunicorn writes a response's head and body in two calls; held back and sent together, they cost
     # one send (and one packet) instead of two. Anything larger goes out as it comes.
     MAX_HELD_BYTES = 64 * 1024
+    # after a 408 the client may still be sending: closing at once would make the kernel answer its next
+    # bytes with a reset, which can destroy the 408 before the client reads it. Lingering close: stop
+    # writing, read and drop what still comes, for this long at most (as nginx and Apache do)
+    LINGER_S = 2.0
+    LINGER_MAX_BYTES = 256 * 1024
 
     def __init__(self, sock: Any, limits: Limits) -> None:
         self._sock = sock
@@ -221,6 +226,7 @@ class DeadlineSocket:
         self._fresh = True
         self._deadline = time.monotonic() + limits.header
         self._out: list[bytes] | None = None
+        self._linger = False
 
     def reading_body(self) -> None:
         """The head is parsed: the app reads the body now, and the answer is held until :meth:`awaiting_request`."""
@@ -276,10 +282,28 @@ class DeadlineSocket:
     def close(self) -> None:
         try:
             self.flush()
+            if self._linger:
+                self._drain_before_close()
         except OSError:
             pass
         finally:
             self._sock.close()
+
+    def _drain_before_close(self) -> None:
+        self._sock.shutdown(socket.SHUT_WR)
+        until, drained = time.monotonic() + self.LINGER_S, 0
+        while drained < self.LINGER_MAX_BYTES:
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                return
+            self._sock.settimeout(remaining)
+            try:
+                data = self._sock.recv(65536)
+            except socket.timeout:
+                return
+            if not data:
+                return
+            drained += len(data)
 
     def _send(self, data: bytes, *flags: int) -> None:
         self._sock.settimeout(self._limits.body)
@@ -290,6 +314,7 @@ class DeadlineSocket:
 
     def _expired(self) -> RequestTimeout:
         phase = self._phase or "body"
+        self._linger = phase != "idle"  # a 408 follows: let the client read it
         if phase == "body":
             self._phase = None
             limit = self._limits.body
