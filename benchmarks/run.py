@@ -1,19 +1,25 @@
-"""Benchmark: predict with durable audit vs a bare Flask JSON endpoint, same gunicorn settings, same run.
+"""Benchmark: predict with durable audit vs the same platform without audit, vs a bare Flask JSON endpoint,
+under the gevent worker (the default) and the gthread one, same run.
 
     make bench                     # or: .venv/bin/python benchmarks/run.py [--duration 20] [--repeat 3]
 
 Starts everything itself: an embedded Postgres (pgserver, migrated with Alembic), moto's S3 server on
 loopback, one published pricing model, then for each target gunicorn with the production settings
-(``modelplatform.gunicorn_conf``: 2 gthread workers × 8 threads unless WEB_CONCURRENCY/WEB_THREADS say
-otherwise) on 127.0.0.1. Each target is warmed up, then driven for a fixed time at a fixed concurrency
+(``modelplatform.gunicorn_conf``: 2 workers, gevent unless the target says gthread, 8 threads then) on
+127.0.0.1. Each target is warmed up, then driven for a fixed time at a fixed concurrency (closed loop)
 by wrk (``apt-get install wrk``; the Makefile installs it) or, when wrk is missing, by a Python
 generator (said in the output; it is far weaker than wrk and shares the CPU with the server).
 
-Prints req/s, p50, p99 per run, the CPU the gunicorn workers and Postgres used per request, the ratio to the
-bare app, and checks that the audit table holds one
-row per 200 (wrk counts only answers it read before the clock stopped; requests still in flight at
-that moment are answered and recorded by the server but not counted, so rows may exceed the 200s by
-at most the connection count; the Python generator waits for every answer, so there it must be equal).
+Then the open-loop point (``--open-loop-rate``, 300 req/s by default) for ``--open-loop-targets``:
+requests sent at a fixed rate whatever the answers do, latency measured from each request's
+intended send time (``openloop.py``, aiohttp), so queueing is not hidden.
+
+Prints req/s, p50, p99 per run, the CPU the gunicorn workers and Postgres used per request, the ratio to
+the bare app of the same worker class, the issue's targets (met or missed), and checks that the audit
+table holds one row per 200 (wrk counts only answers it read before the clock stopped; requests still
+in flight at that moment are answered and recorded by the server but not counted, so rows may exceed
+the 200s by at most the connection count; the Python generator waits for every answer, so there it
+must be equal).
 """
 from __future__ import annotations
 
@@ -46,23 +52,32 @@ from modelplatform.audit.rows import psycopg2_dsn  # noqa: E402
 from modelplatform.authoring import dumps_by_value  # noqa: E402
 from pricing_model import BODY, SCHEMA, Pricer  # noqa: E402
 
+PREDICT = "/models/auto_pricing/versions/1.0.0/predict"
+# target: (app, path). A "gthread-" target runs under WEB_WORKER=gthread, every other one under gevent
 TARGETS = {
     "bare": ("bare_app:create_app()", "/predict"),
-    "platform": ("modelplatform.app:create_app()", "/models/auto_pricing/versions/1.0.0/predict"),
-    "per-row": ("per_row_app:create_app()", "/models/auto_pricing/versions/1.0.0/predict"),
+    "platform": ("modelplatform.app:create_app()", PREDICT),
     # diagnostic: the same platform with an audit log that discards records (not a valid deployment)
-    "no-audit": ("no_audit_app:create_app()", "/models/auto_pricing/versions/1.0.0/predict"),
-    # diagnostic: each request blocks 2 ms in its audit call and nothing is stored (not a valid deployment)
-    "wait-2ms": ("no_audit_app:create_waiting_app()", "/models/auto_pricing/versions/1.0.0/predict"),
+    "no-audit": ("no_audit_app:create_app()", PREDICT),
+    # diagnostic: the audit writer in a real OS thread (gevent's pool) instead of a greenlet
+    "writer-thread": ("writer_thread_app:create_app()", PREDICT),
+    # diagnostic: the writer sends a batch as one orjson-encoded jsonb parameter instead of per-column arrays
+    "jsonb-rows": ("jsonb_rows_app:create_app()", PREDICT),
+    "per-row": ("per_row_app:create_app()", PREDICT),
+    # diagnostic: each request waits 2 ms in its audit call and nothing is stored (not a valid deployment)
+    "wait-2ms": ("no_audit_app:create_waiting_app()", PREDICT),
     # diagnostic prototype: group commit led by request threads, no writer thread (no spool: not deployable)
-    "leader-follower": ("leader_follower_app:create_app()", "/models/auto_pricing/versions/1.0.0/predict"),
-    # diagnostic: bare and platform under the gevent worker (needs gevent and psycogreen installed)
-    "gevent-bare": ("gevent_apps:create_bare()", "/predict"),
-    "gevent-platform": ("gevent_apps:create_platform()", "/models/auto_pricing/versions/1.0.0/predict"),
+    "leader-follower": ("leader_follower_app:create_app()", PREDICT),
+    # the previous default, kept to compare: 2 gthread workers × 8 threads
+    "gthread-bare": ("bare_app:create_app()", "/predict"),
+    "gthread-no-audit": ("no_audit_app:create_app()", PREDICT),
+    "gthread-platform": ("modelplatform.app:create_app()", PREDICT),
 }
-AUDITED = {"platform", "per-row", "leader-follower", "gevent-platform"}
-# gunicorn options added to the production settings for a target (the command line wins over the config)
-WORKER_OPTIONS = {"gevent-bare": ["-k", "gevent"], "gevent-platform": ["-k", "gevent"]}
+AUDITED = {"platform", "writer-thread", "jsonb-rows", "per-row", "leader-follower", "gthread-platform"}
+
+
+def worker_of(target: str) -> str:
+    return "gthread" if target.startswith("gthread-") else "gevent"
 
 
 @dataclass
@@ -168,6 +183,41 @@ def run_python(port: int, path: str, seconds: int, connections: int) -> Result:
                   quantiles[49] * 1000, quantiles[98] * 1000)
 
 
+@dataclass
+class OpenLoopResult:
+    target: str
+    rate: float
+    sent: int
+    ok: int
+    failed: int
+    p50_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+    max_send_lag_ms: float
+    worker_cpu_us: float
+    db_cpu_us: float
+
+
+def run_openloop(port: int, path: str, args: argparse.Namespace, workdir: Path) -> dict:
+    body_file = workdir / "body.json"
+    body_file.write_bytes(BODY)
+    out = subprocess.run(
+        [sys.executable, str(BENCH_DIR / "openloop.py"), f"http://127.0.0.1:{port}{path}", str(body_file),
+         "--rate", str(args.open_loop_rate), "--seconds", str(args.open_loop_seconds), "--warmup", "2"],
+        capture_output=True, text=True, timeout=args.open_loop_seconds + 90)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("OPENLOOP_JSON ")), None)
+    if line is None:
+        raise SystemExit(f"open-loop generator failed: {out.stdout}\n{out.stderr}")
+    return json.loads(line[len("OPENLOOP_JSON "):])
+
+
+def openloop_line(r: OpenLoopResult) -> str:
+    return (f"{r.target:15s} [open loop {r.rate:.0f}/s] sent {r.sent}  ok {r.ok}  failed {r.failed}  "
+            f"p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms  p99.9 {r.p999_ms:6.2f} ms  max {r.max_ms:7.2f} ms  "
+            f"sender lag ≤ {r.max_send_lag_ms:.1f} ms  cpu/req worker {r.worker_cpu_us:5.0f} db {r.db_cpu_us:4.0f} µs")
+
+
 def cpu_seconds(processes: list[psutil.Process]) -> dict[int, float]:
     """CPU seconds (user + system) used so far by each live process, by pid."""
     used = {}
@@ -186,8 +236,13 @@ def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
-def postgres_processes() -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["name"]) if p.info["name"] and p.info["name"].startswith("postgres")]
+def postgres_processes(postmaster: int) -> list[psutil.Process]:
+    """Our Postgres: the postmaster and its backends (not other Postgres servers sharing the machine)."""
+    try:
+        root = psutil.Process(postmaster)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def count_rows(url: str, truncate: bool = False) -> int:
@@ -216,14 +271,15 @@ def publish(workdir: Path) -> dict[str, str]:
 
 
 def bench_target(name: str, env: dict[str, str], args: argparse.Namespace, workdir: Path,
-                 database_url: str) -> list[Result]:
+                 database_url: str) -> tuple[list[Result], OpenLoopResult | None]:
     app, path = TARGETS[name]
     port = free_port()
     log = open(workdir / f"gunicorn-{name}.log", "wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--config", "python:modelplatform.gunicorn_conf",
-         "--pythonpath", str(BENCH_DIR), *WORKER_OPTIONS.get(name, []), app],
-        env={**env, "HOST": "127.0.0.1", "PORT": str(port), "AUDIT_SPOOL_DIR": str(workdir / f"spool-{name}")},
+         "--pythonpath", str(BENCH_DIR), app],
+        env={**env, "HOST": "127.0.0.1", "PORT": str(port), "AUDIT_SPOOL_DIR": str(workdir / f"spool-{name}"),
+             "WEB_WORKER": worker_of(name)},
         stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
     )
     results = []
@@ -240,18 +296,30 @@ def bench_target(name: str, env: dict[str, str], args: argparse.Namespace, workd
                 time.sleep(1.0)  # the warm-up's requests in flight at its cut-off land before the truncate
                 count_rows(database_url, truncate=True)
             workers = psutil.Process(process.pid).children()
-            databases = postgres_processes()
+            databases = postgres_processes(args.postmaster_pid)
             worker_cpu, db_cpu = cpu_seconds(workers), cpu_seconds(databases)
             result = (run_wrk(port, path, args.duration, args.connections, args.wrk_threads, workdir) if use_wrk
                       else run_python(port, path, args.duration, args.connections))
             result.target = name
             result.worker_cpu_us = cpu_used(worker_cpu, cpu_seconds(workers)) / result.requests * 1e6
-            result.db_cpu_us = cpu_used(db_cpu, cpu_seconds(postgres_processes())) / result.requests * 1e6
+            result.db_cpu_us = cpu_used(db_cpu, cpu_seconds(postgres_processes(args.postmaster_pid))) / result.requests * 1e6
             if audited:
                 time.sleep(1.0)  # let requests in flight at the cut-off finish
                 result.rows = count_rows(database_url)
             results.append(result)
             print(report_line(result, args.connections), flush=True)
+        openloop = None
+        if args.open_loop_rate > 0 and name in args.open_loop_targets.split(","):
+            workers = psutil.Process(process.pid).children()
+            worker_cpu, db_cpu = cpu_seconds(workers), cpu_seconds(postgres_processes(args.postmaster_pid))
+            data = run_openloop(port, path, args, workdir)
+            sent_total = data["sent"] + int(2 * args.open_loop_rate)  # the warm-up's requests used CPU too
+            openloop = OpenLoopResult(
+                name, data["rate"], data["sent"], data["ok"], data["sent"] - data["ok"], data["p50_ms"],
+                data["p99_ms"], data["p999_ms"], data["max_ms"], data["max_send_lag_ms"],
+                cpu_used(worker_cpu, cpu_seconds(workers)) / sent_total * 1e6,
+                cpu_used(db_cpu, cpu_seconds(postgres_processes(args.postmaster_pid))) / sent_total * 1e6)
+            print(openloop_line(openloop), flush=True)
     finally:
         process.terminate()
         try:
@@ -259,7 +327,7 @@ def bench_target(name: str, env: dict[str, str], args: argparse.Namespace, workd
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
-    return results
+    return results, openloop
 
 
 def rows_check(result: Result, connections: int) -> str:
@@ -286,19 +354,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=1, help="measured runs per target")
-    parser.add_argument("--targets", default="bare,platform", help=f"comma-separated, from {', '.join(TARGETS)}")
+    parser.add_argument("--targets", default="bare,no-audit,platform,gthread-platform",
+                        help=f"comma-separated, from {', '.join(TARGETS)}")
     parser.add_argument("--python-generator", action="store_true", help="use the Python load generator, not wrk")
+    parser.add_argument("--open-loop-rate", type=float, default=300.0, help="requests/s of the open-loop point; 0: none")
+    parser.add_argument("--open-loop-seconds", type=int, default=20)
+    parser.add_argument("--open-loop-targets", default="platform", help="comma-separated targets to drive open-loop")
     args = parser.parse_args(argv)
     targets = args.targets.split(",")
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
         parser.error(f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
-    if any(t.startswith("gevent-") for t in targets):
+    if args.open_loop_rate > 0:
         try:
-            import gevent  # noqa: F401
-            import psycogreen  # noqa: F401
+            import aiohttp  # noqa: F401
         except ImportError:
-            parser.error("the gevent-* targets need: .venv/bin/pip install gevent psycogreen")
+            parser.error("the open-loop point needs aiohttp: pip install -e '.[bench]' (or --open-loop-rate 0)")
 
     import pgserver
     from moto.server import ThreadedMotoServer
@@ -309,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         pg = pgserver.get_server(workdir / "pgdata", cleanup_mode="stop")
         database_url = pg.get_uri()
         db.upgrade(database_url)
+        args.postmaster_pid = int((Path(pg.pgdata) / "postmaster.pid").read_text().split()[0])
         moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         moto.start()
         host, port = moto.get_host_and_port()
@@ -319,31 +391,69 @@ def main(argv: list[str] | None = None) -> int:
         print(f"machine: nproc={os.cpu_count()}  generator={'wrk' if shutil.which('wrk') and not args.python_generator else 'python'}"
               f"  c={args.connections}  {args.duration}s per run", flush=True)
         results: dict[str, list[Result]] = {}
+        openloops: dict[str, list[OpenLoopResult]] = {}
         try:
+            # a target named several times runs several times, interleaved with the others in the order
+            # given (on a shared machine, runs of A and B minutes apart are not comparable; ABAB is fairer)
             for target in targets:
-                results[target] = bench_target(target, env, args, workdir, database_url)
+                runs, openloop = bench_target(target, env, args, workdir, database_url)
+                results.setdefault(target, []).extend(runs)
+                if openloop is not None:
+                    openloops.setdefault(target, []).append(openloop)
         finally:
             moto.stop()
             pg.cleanup()
 
     print("\nsummary (median of runs)")
-    baselines = {name: statistics.median(r.rps for r in results[name]) for name in ("bare", "gevent-bare")
-                 if name in results}
+    medians: dict[str, tuple[float, float]] = {}  # target: (req/s, p99 ms)
     failed = False
     for target, runs in results.items():
         rps = statistics.median(r.rps for r in runs)
         p50 = statistics.median(r.p50_ms for r in runs)
         p99 = statistics.median(r.p99_ms for r in runs)
-        # a gevent target is compared with the bare app under the same (gevent) settings
-        baseline = "gevent-bare" if target.startswith("gevent-") else "bare"
-        ratio = f"{rps / baselines[baseline]:.2f}× {baseline}" if baseline in baselines else ""
+        medians[target] = (rps, p99)
+        # compared with the bare app under the same worker class
+        baseline = "gthread-bare" if worker_of(target) == "gthread" else "bare"
+        ratio = f"{rps / medians[baseline][0]:.2f}× {baseline}" if baseline in medians else ""
         worker_cpu = statistics.median(r.worker_cpu_us for r in runs)
         db_cpu = statistics.median(r.db_cpu_us for r in runs)
         checks = [rows_check(r, args.connections) for r in runs if r.rows is not None]
         failed |= any("MISMATCH" in c for c in checks) or any(r.failed for r in runs)
-        print(f"  {target:15s} {rps:8.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  "
+        print(f"  {target:16s} {rps:8.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  "
               f"cpu/req worker {worker_cpu:5.0f} db {db_cpu:4.0f} µs  {ratio}")
+    for runs in openloops.values():
+        for openloop in runs:
+            print("  " + openloop_line(openloop))
+            failed |= openloop.failed > 0
+
+    print("\nissue 10 targets (this run)")
+    for line in target_lines(medians, openloops, args.connections):
+        print("  " + line)
     return 1 if failed else 0
+
+
+def target_lines(medians: dict[str, tuple[float, float]], openloops: dict[str, list[OpenLoopResult]],
+                 connections: int) -> list[str]:
+    """Each target of the issue that this run measured: the figure, the bound, met or missed."""
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "MISSED"
+
+    lines = []
+    if "platform" in medians and "no-audit" in medians:
+        ratio = medians["platform"][0] / medians["no-audit"][0]
+        lines.append(f"durable platform / no-audit (gevent): {ratio:.2f}× (≥ 0.6×) {verdict(ratio >= 0.6)}")
+    if "platform" in medians:
+        p99 = medians["platform"][1]
+        lines.append(f"durable platform p99 at {connections} connections: {p99:.1f} ms (≤ 25 ms) {verdict(p99 <= 25)}")
+    if "platform" in medians and "gthread-platform" in medians:
+        ratio = medians["platform"][0] / medians["gthread-platform"][0]
+        lines.append(f"durable platform / gthread platform: {ratio:.2f}× (≥ 1.5×) {verdict(ratio >= 1.5)}")
+    if "platform" in openloops:
+        runs = openloops["platform"]
+        p99 = statistics.median(r.p99_ms for r in runs)
+        lines.append(f"durable platform open loop {runs[0].rate:.0f} req/s: p99 {p99:.1f} ms, median of "
+                     f"{len(runs)} run(s) (≤ 20 ms) {verdict(p99 <= 20 and not any(r.failed for r in runs))}")
+    return lines
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import sys
 
 
 def run_gunicorn(**env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k not in {"PORT", "WEB_THREADS", "WEB_TIMEOUT", "LOG_LEVEL"}}
+    base = {k: v for k, v in os.environ.items() if k != "PORT" and k != "LOG_LEVEL" and not k.startswith("WEB_")}
     return subprocess.run(
         [sys.executable, "-m", "gunicorn", "--config", "python:modelplatform.gunicorn_conf", "never_imported:app"],
         env={**base, **env}, capture_output=True, text=True, timeout=60,
@@ -36,3 +36,28 @@ def test_defaults_and_valid_overrides_load() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**env, "PORT": "9000", "WEB_THREADS": "4", "LOG_LEVEL": "warning"})
     assert out.stdout.split() == ["0.0.0.0:9000", "2", "4", "30", "WARNING"]
+
+
+def test_worker_settings_are_checked_with_the_others() -> None:
+    result = run_gunicorn(WEB_WORKER="eventlet", WEB_HEADER_TIMEOUT="0", WEB_BODY_TIMEOUT="soon",
+                          WEB_KEEPALIVE="-1", WEB_BOOT_RETRY_MAX="99999", WEB_CONNECTIONS="0")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "invalid server settings:",
+        "  WEB_CONNECTIONS='0': must be a whole number ≥ 1",
+        "  WEB_WORKER='eventlet': must be one of gevent, gthread",
+        "  WEB_HEADER_TIMEOUT='0': must be a number of seconds, > 0 and ≤ 3600",
+        "  WEB_BODY_TIMEOUT='soon': must be a number of seconds, > 0 and ≤ 3600",
+        "  WEB_KEEPALIVE='-1': must be a number of seconds, > 0 and ≤ 3600",
+        "  WEB_BOOT_RETRY_MAX='99999': must be a number of seconds, > 0 and ≤ 3600",
+    ]
+
+
+def test_gevent_is_the_default_worker_and_gthread_can_be_chosen() -> None:
+    code = "import modelplatform.gunicorn_conf as c; print(c.worker_class, c.worker_connections, c.keepalive)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WEB_")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["modelplatform.gunicorn_worker.GeventWorker", "1000", "5"]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**env, "WEB_WORKER": "gthread", "WEB_KEEPALIVE": "2"})
+    assert out.stdout.split() == ["modelplatform.gunicorn_worker.ThreadWorker", "1000", "2"]

@@ -62,7 +62,8 @@ def create_app(settings: Settings | None = None, *, store: S3ModelStore | None =
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["modelplatform.settings"] = settings
     plane = DataPlane(registry, MeteredAuditLog(audit, metrics), ABRouter.from_registry(registry),
-                      max_invalid_input_bytes=settings.audit_max_invalid_input_bytes)
+                      max_invalid_input_bytes=settings.audit_max_invalid_input_bytes,
+                      predict_timeout=settings.predict_timeout)
     if any(model.spec.shadow for model in registry):
         plane.shadows = ShadowDispatcher(plane.run_shadow)  # its threads start on first use, after the fork
     app.extensions["modelplatform.dataplane"] = plane

@@ -16,7 +16,8 @@ from typing import Any
 from modelplatform import encoding
 from modelplatform.audit import AuditLog, InferenceRecord, bounds
 from modelplatform.audit.records import Status
-from modelplatform.errors import InvalidInput, ModelFailed, ModelRejected, Rejected
+from modelplatform.errors import DeadlineExceeded, InvalidInput, ModelFailed, ModelRejected, Rejected
+from modelplatform.isolation import DeadlineExpired, ModelCaller, is_host_control_flow
 from modelplatform.registry import LoadedVersion, Registry
 from modelplatform.routing import DefaultRouter, Route, Router
 from modelplatform.shadow import ShadowCall, ShadowDispatcher
@@ -67,12 +68,17 @@ class DataPlane:
 
     def __init__(self, registry: Registry, audit: AuditLog, router: Router | None = None,
                  shadows: ShadowDispatcher | None = None, *,
-                 max_invalid_input_bytes: int = bounds.DEFAULT_MAX_INVALID_INPUT_BYTES) -> None:
+                 max_invalid_input_bytes: int = bounds.DEFAULT_MAX_INVALID_INPUT_BYTES,
+                 predict_timeout: float | None = None) -> None:
         self.registry = registry
         self.audit = audit
         self.router = router if router is not None else DefaultRouter()
         self.shadows = shadows
         self.max_invalid_input_bytes = max_invalid_input_bytes
+        # primaries run in the request's own greenlet or thread; shadows, which nobody waits for, in a
+        # real OS thread under gevent so a CPU-heavy shadow never holds the event loop
+        self.call_model = ModelCaller(predict_timeout)
+        self.call_shadow = ModelCaller(predict_timeout, offload=True)
 
     def route(self, request: PredictRequest) -> tuple[LoadedVersion, Route]:
         """Resolve the version. Raises :class:`UnknownModel`/:class:`UnknownVersion` (nothing is recorded)."""
@@ -86,8 +92,9 @@ class DataPlane:
         """Answer one predict call.
 
         Raises :class:`UnknownModel`/:class:`UnknownVersion` (404, not recorded),
-        :class:`InvalidInput`/:class:`Rejected` (422), :class:`ModelFailed` (500), and
-        :class:`AuditUnavailable` (503) when the record cannot be stored.
+        :class:`InvalidInput`/:class:`Rejected` (422), :class:`ModelFailed` (500: the model raised
+        anything, ``BaseException`` included), :class:`DeadlineExceeded` (504: no answer within
+        ``predict_timeout``), and :class:`AuditUnavailable` (503) when the record cannot be stored.
 
         An unpinned call whose outcome was recorded is then queued, without waiting, for each of the
         model's ``shadow`` versions other than the one that served it (see :mod:`modelplatform.shadow`).
@@ -98,7 +105,7 @@ class DataPlane:
             return self.run(loaded, route, request, started)
         try:
             prediction = self.run(loaded, route, request, started)
-        except (InvalidInput, Rejected, ModelFailed):
+        except (InvalidInput, Rejected, ModelFailed, DeadlineExceeded):
             # the primary's outcome is recorded: shadows see the same traffic, invalid input included
             # (a new version may accept what the live one refuses). AuditUnavailable sends no copy.
             self._send_to_shadows(request, route)
@@ -108,7 +115,7 @@ class DataPlane:
 
     def run_shadow(self, call: ShadowCall) -> Prediction:
         """Run one queued shadow call (the :class:`ShadowDispatcher`'s runner); raises as :meth:`run`."""
-        return self.run(call.loaded, call.route, call.request, time.perf_counter())
+        return self.run(call.loaded, call.route, call.request, time.perf_counter(), self.call_shadow)
 
     def _send_to_shadows(self, request: PredictRequest, primary: Route) -> None:
         assert self.shadows is not None
@@ -120,7 +127,8 @@ class DataPlane:
                 route = Route(version, "shadow", primary.experiment, primary.routing_key)
                 self.shadows.submit(ShadowCall(model.versions[version], route, request, size))
 
-    def run(self, loaded: LoadedVersion, route: Route, request: PredictRequest, started: float) -> Prediction:
+    def run(self, loaded: LoadedVersion, route: Route, request: PredictRequest, started: float,
+            call_model: ModelCaller | None = None) -> Prediction:
         """Validate, predict, encode and record on an already-routed version (also used for shadow calls)."""
         inference_id = str(uuid.uuid4())
         created_at = datetime.now(timezone.utc)
@@ -153,7 +161,7 @@ class DataPlane:
             )
 
         try:
-            output = loaded.predictor.predict(request.payload)
+            output = (call_model or self.call_model)(loaded.predictor, request.payload)
             output_json = encoding.encode_output(output)
         except ModelRejected as exc:
             record("rejected", error={"code": exc.code, "message": exc.message})
@@ -162,10 +170,20 @@ class DataPlane:
             record("error", error={"type": "UnencodableOutput", "message": _clip(str(exc))})
             raise ModelFailed(f"{loaded.model} {loaded.version} returned an output that cannot be encoded as JSON",
                               inference_id=inference_id) from None
-        except Exception as exc:  # a model is foreign code: anything it raises is its failure, not ours
-            log.exception("model raised", extra={"inference_id": inference_id, "model": loaded.model,
-                                                 "version": loaded.version})
-            record("error", error={"type": type(exc).__name__, "message": _clip(str(exc))})
+        except DeadlineExpired as exc:
+            log.warning("model exceeded its deadline", extra={"inference_id": inference_id, "model": loaded.model,
+                                                              "version": loaded.version, "seconds": exc.seconds})
+            record("error", error={"type": "DeadlineExceeded", "message": str(exc)})
+            raise DeadlineExceeded(f"{loaded.model} {loaded.version} gave no answer within {exc.seconds:g} s",
+                                   inference_id=inference_id) from None
+        except BaseException as exc:
+            # a model is foreign code: anything it raises (SystemExit and KeyboardInterrupt included) is
+            # its failure, not ours; only the host's own control flow (a greenlet being stopped) goes on
+            if is_host_control_flow(exc):
+                raise
+            log.error("model raised", exc_info=exc, extra={"inference_id": inference_id, "model": loaded.model,
+                                                           "version": loaded.version})
+            record("error", error={"type": type(exc).__name__, "message": _message(exc)})
             raise ModelFailed(f"{loaded.model} {loaded.version} failed on this input",
                               inference_id=inference_id) from None
 
@@ -178,6 +196,14 @@ class DataPlane:
         if request.raw_input is not None:
             return request.raw_input.decode("utf-8")
         return encoding.dumps(request.payload).decode()
+
+
+def _message(exc: BaseException) -> str:
+    """``str(exc)``, clipped; a model's exception whose ``__str__`` itself raises still gets its row."""
+    try:
+        return _clip(str(exc))
+    except Exception:  # noqa: BLE001
+        return f"<{type(exc).__name__} whose message cannot be read>"
 
 
 def _clip(text: str) -> str:

@@ -132,6 +132,23 @@ class ModelFailed(ProblemError):
     status, slug, title = 500, "model-error", "The model failed on this input"
 
 
+class RequestTimeout(ProblemError):
+    """The client did not send its request head or body within the server's read deadline
+    (``WEB_HEADER_TIMEOUT``/``WEB_BODY_TIMEOUT``). ``phase`` says which: ``idle``, ``head`` or ``body``."""
+
+    status, slug, title = 408, "request-timeout", "The request was not received in time"
+
+    def __init__(self, detail: str, *, phase: str = "body", **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.phase = phase
+
+
+class DeadlineExceeded(ProblemError):
+    """The model did not answer within ``PREDICT_TIMEOUT``; the inference is recorded with status ``error``."""
+
+    status, slug, title = 504, "deadline-exceeded", "The model did not answer in time"
+
+
 class NotReady(ProblemError):
     status, slug, title = 503, "not-ready", "Service not ready"
 

@@ -1,12 +1,16 @@
 """Production gunicorn settings (``gunicorn -c python:modelplatform.gunicorn_conf``).
 
-Every value can be overridden from the environment (``PORT``, ``WEB_CONCURRENCY``, ``WEB_THREADS``,
-``WEB_TIMEOUT``, ``LOG_LEVEL``); the README's settings table documents them. gunicorn re-executes
-this module on every HUP, so it keeps no state of its own: what must survive a reload lives in the
-master's environment and in :mod:`modelplatform.handoff` (see :mod:`modelplatform.reload`).
+Every value can be overridden from the environment (``PORT``, ``WEB_CONCURRENCY``, ``WEB_WORKER``,
+``WEB_CONNECTIONS``, ``WEB_THREADS``, ``WEB_TIMEOUT``, ``WEB_HEADER_TIMEOUT``, ``WEB_BODY_TIMEOUT``,
+``WEB_KEEPALIVE``, ``WEB_BOOT_RETRY_MAX``, ``LOG_LEVEL``); the README's settings table documents them.
+gunicorn re-executes this module on every HUP, so it keeps no state of its own: what must survive a
+reload lives in the master's environment and in :mod:`modelplatform.handoff` (see
+:mod:`modelplatform.reload`).
 """
 import logging
 import os
+
+from modelplatform.gunicorn_worker import WORKER_CLASSES, read_limits
 
 
 def _server_env() -> dict[str, object]:
@@ -15,7 +19,7 @@ def _server_env() -> dict[str, object]:
     values: dict[str, object] = {}
     problems = []
     for name, default, low in (("PORT", "8000", 1), ("WEB_CONCURRENCY", "2", 1), ("WEB_THREADS", "8", 1),
-                               ("WEB_TIMEOUT", "30", 1)):
+                               ("WEB_TIMEOUT", "30", 1), ("WEB_CONNECTIONS", "1000", 1)):
         raw = os.environ.get(name, default)
         try:
             values[name] = int(raw)
@@ -28,6 +32,13 @@ def _server_env() -> dict[str, object]:
     if not isinstance(logging.getLevelName(level), int):
         problems.append(f"LOG_LEVEL={level!r}: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
     values["LOG_LEVEL"] = level
+    worker = os.environ.get("WEB_WORKER", "gevent").strip().lower()
+    if worker not in WORKER_CLASSES:
+        problems.append(f"WEB_WORKER={worker!r}: must be one of {', '.join(WORKER_CLASSES)}")
+    values["WEB_WORKER"] = worker
+    limits, limit_problems = read_limits(os.environ)
+    problems.extend(limit_problems)
+    values["limits"] = limits
     if problems:
         raise SystemExit("invalid server settings:\n  " + "\n  ".join(problems))
     return values
@@ -36,13 +47,16 @@ def _server_env() -> dict[str, object]:
 _env = _server_env()
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{_env['PORT']}"
 workers = _env["WEB_CONCURRENCY"]
-# threads let one worker overlap requests waiting on Postgres, which the audit writer batches
-# gthread, with gunicorn's own error pages as problem+json (see modelplatform.gunicorn_worker)
-worker_class = "modelplatform.gunicorn_worker.ThreadWorker"
+# gevent (default): a greenlet per connection, so slow or idle clients cost no thread, with read
+# deadlines; gthread: a thread per in-flight request (WEB_THREADS). Both answer gunicorn's own errors
+# as problem+json and retry a failed boot; see modelplatform.gunicorn_worker and docs/operations.md
+worker_class = WORKER_CLASSES[_env["WEB_WORKER"]]
+worker_connections = _env["WEB_CONNECTIONS"]
 threads = _env["WEB_THREADS"]
+# a worker whose event loop is held this long (a model computing without yielding) is aborted and replaced
 timeout = _env["WEB_TIMEOUT"]
 graceful_timeout = 30
-keepalive = 5
+keepalive = max(1, round(_env["limits"].keepalive))
 # The master loads the models (modelplatform.reload, from on_starting/on_reload) and workers inherit them at
 # the fork; the app itself (connections, threads, metrics) is built by create_app() in each worker, so no
 # preload_app

@@ -56,6 +56,10 @@ class Metrics:
         self.config_info = Gauge(
             "modelplatform_config_info", "The config being served (1 per live revision)",
             ["revision", "source"], multiprocess_mode="livemax", registry=r)
+        # labelled children by label values: `labels()` takes a lock and rebuilds the key on every call,
+        # a cost on every request. Bounded: label values come from the config and route templates
+        self._record_children: dict[tuple[str, ...], tuple[Any, Any]] = {}
+        self._http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     def loaded(self, registry: Registry) -> None:
         for model in registry:
@@ -63,12 +67,22 @@ class Metrics:
         self.config_info.labels(registry.config.revision, registry.config.source).set(1)
 
     def observe_record(self, record: InferenceRecord) -> None:
-        self.predictions.labels(record.model, record.version, record.status, record.routed_by).inc()
-        self.predict_latency.labels(record.model, record.version, record.routed_by).observe(record.latency_ms / 1000.0)
+        key = (record.model, record.version, record.status, record.routed_by)
+        children = self._record_children.get(key)
+        if children is None:
+            children = self._record_children[key] = (
+                self.predictions.labels(*key), self.predict_latency.labels(record.model, record.version, record.routed_by))
+        children[0].inc()
+        children[1].observe(record.latency_ms / 1000.0)
 
     def observe_http(self, endpoint: str, method: str, status: int, seconds: float) -> None:
-        self.http_requests.labels(endpoint, method, str(status)).inc()
-        self.http_latency.labels(endpoint).observe(seconds)
+        key = (endpoint, method, status)
+        children = self._http_children.get(key)
+        if children is None:
+            children = self._http_children[key] = (
+                self.http_requests.labels(endpoint, method, str(status)), self.http_latency.labels(endpoint))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type: every worker's values under gunicorn, else this app's."""

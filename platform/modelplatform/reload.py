@@ -353,6 +353,11 @@ def _metrics_dir(runtime) -> None:
     for name in os.listdir(directory):  # values left by a previous run would be summed with this one's
         if name.endswith(".db"):
             os.unlink(os.path.join(directory, name))
+    # and so would a previous run's boot state: its "a worker has booted" would let this run's first,
+    # broken workers retry forever instead of failing the deploy
+    from modelplatform import bootstate
+
+    bootstate.clear(Path(directory))
 
 
 def _snapshot_dir() -> Path:

@@ -18,6 +18,7 @@ DEFAULT_ARTIFACT_CACHE_DIR = "var/artifacts"
 # set by the gunicorn master (modelplatform.reload): the operator's config file, while workers read a snapshot of it
 CONFIG_SOURCE_ENV = "MODELPLATFORM_CONFIG_SOURCE"
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+DEFAULT_PREDICT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,14 @@ class Settings:
     preload_models: bool = True
     # what config_path stands for: the operator's file when config_path is the master's snapshot of it
     config_source: str | None = None
+    # seconds a model's predict may take before the call is answered 504 deadline-exceeded
+    predict_timeout: float = DEFAULT_PREDICT_TIMEOUT
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         """Read ``DATABASE_URL``, ``MODEL_STORE_URL``, ``MODELS_CONFIG``, ``MAX_BODY_BYTES``, ``AUDIT_SPOOL_DIR``,
-        ``AUDIT_MAX_INVALID_INPUT_BYTES``, ``ARTIFACT_CACHE_DIR``, ``PRELOAD_MODELS`` (and ``MODELPLATFORM_CONFIG_SOURCE``,
-        set by the master).
+        ``AUDIT_MAX_INVALID_INPUT_BYTES``, ``ARTIFACT_CACHE_DIR``, ``PRELOAD_MODELS``, ``PREDICT_TIMEOUT`` (and
+        ``MODELPLATFORM_CONFIG_SOURCE``, set by the master).
 
         Raises :class:`StartupError` listing every missing or malformed variable.
         """
@@ -127,6 +130,16 @@ class Settings:
         if raw_preload not in _TRUE | _FALSE:
             problems.append(f"PRELOAD_MODELS must be 1 or 0 (true/false), got {raw_preload!r}")
 
+        predict_timeout = DEFAULT_PREDICT_TIMEOUT
+        raw_timeout = env.get("PREDICT_TIMEOUT", "").strip()
+        if raw_timeout:
+            try:
+                predict_timeout = float(raw_timeout)
+                if not 0 < predict_timeout < float("inf"):
+                    raise ValueError
+            except ValueError:
+                problems.append(f"PREDICT_TIMEOUT must be a positive number of seconds, got {raw_timeout!r}")
+
         if problems:
             raise StartupError(problems)
         assert store is not None
@@ -140,6 +153,7 @@ class Settings:
             artifact_cache_dir=cache_dir,
             preload_models=raw_preload in _TRUE,
             config_source=env.get(CONFIG_SOURCE_ENV, "").strip() or None,
+            predict_timeout=predict_timeout,
         )
 
     @property

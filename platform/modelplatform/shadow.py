@@ -5,6 +5,9 @@ started on the first call that needs them in the process that serves (gunicorn f
 a thread started before the fork would not exist in the child, so a change of pid starts afresh).
 
 The primary never waits for a shadow: :meth:`ShadowDispatcher.submit` only does a non-blocking put.
+Under the gevent worker these "threads" are greenlets, and the data plane runs each shadow's
+``predict`` in a real OS thread from gevent's pool (:class:`~modelplatform.isolation.ModelCaller`
+with ``offload``), so a CPU-heavy shadow never holds the event loop that serves primaries.
 When the queue is full, would hold more than ``max_bytes`` of request bodies, or is closed, the copy
 is dropped, counted in :attr:`ShadowDispatcher.dropped` and logged (at most once a second, with the
 running total). A shadow's outcome, whatever it is, is recorded as its own ``inferences`` row with
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from modelplatform.errors import ProblemError
+from modelplatform.isolation import is_host_control_flow
 from modelplatform.registry import LoadedVersion
 from modelplatform.routing import Route
 
@@ -176,9 +180,11 @@ class ShadowDispatcher:
                 self._runner(call)
                 ok = True
             except ProblemError:
-                pass  # invalid input, rejection, model error: the runner has recorded it
-            except Exception:  # a shadow must never take its worker down
-                log.exception("shadow call failed", extra=_log_fields(call))
+                pass  # invalid input, rejection, model error, deadline: the runner has recorded it
+            except BaseException as exc:  # a shadow must never take its worker down
+                if is_host_control_flow(exc):
+                    raise  # the worker is stopping this greenlet
+                log.error("shadow call failed", exc_info=exc, extra=_log_fields(call))
             with self._lock:
                 if ok:
                     self.completed += 1

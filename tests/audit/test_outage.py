@@ -96,3 +96,46 @@ def test_postgres_stopped_mid_burst_loses_nothing_and_duplicates_nothing(private
         assert probe.get("/readyz").get_json()["status"] == "ready"
     audit.close()
     engine.dispose()
+
+
+def test_postgres_stopped_mid_burst_under_the_gevent_worker_loses_nothing(private_postgres: Postgres, store,
+                                                                          tmp_path: Path, payload) -> None:
+    """The same guarantee under real gunicorn with the default (gevent) worker: the writer is a greenlet,
+    psycopg2 cooperative, and the outage is a real stopped server."""
+    import requests
+
+    from support.processes import gunicorn_web
+
+    engine = sa.create_engine(normalize_database_url(private_postgres.url))
+    platform = Platform(store=store, engine=engine, database_url=private_postgres.url, workdir=tmp_path)
+    platform.add("auto_pricing", {"1.0.0": Pricer("300.00", "v1")}, schemas={"1.0.0": OBJECT_SCHEMA})
+    body = payload("quote_valid.json")
+    sessions = threading.local()
+
+    with gunicorn_web({**platform.env(), "AUDIT_SPOOL_DIR": str(tmp_path / "spool"), "WEB_WORKER": "gevent"}) as base:
+        def send() -> tuple[int, str | None]:
+            session = sessions.__dict__.setdefault("session", requests.Session())
+            response = session.post(base + "/models/auto_pricing/versions/1.0.0/predict", json=body, timeout=20)
+            return response.status_code, response.json().get("inference_id")
+
+        with Burst(send) as burst:
+            time.sleep(0.5)
+            private_postgres.stop()
+            time.sleep(2.0)  # requests keep coming while Postgres is down
+            degraded = requests.get(base + "/readyz", timeout=10).json()
+            private_postgres.start()
+            time.sleep(1.5)
+        statuses = [status for status, _ in burst.results]
+        answered = {inference_id for status, inference_id in burst.results if status == 200}
+        assert statuses and set(statuses) == {200}, Counter(statuses)
+        assert degraded["status"] == "degraded"
+
+        deadline = time.monotonic() + 30  # the spools are replayed once Postgres answers again
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                ids = [str(i) for i in conn.execute(sa.text("select id from inferences")).scalars()]
+            if len(ids) >= len(answered):
+                break
+            time.sleep(0.3)
+    assert len(ids) == len(set(ids)) and set(ids) == answered, (len(ids), len(answered))
+    engine.dispose()

@@ -34,12 +34,12 @@ def children(pid: int) -> list[int]:
     return found
 
 
-@pytest.fixture
-def server(platform: Platform, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+@pytest.fixture(params=["gevent", "gthread"])
+def server(platform: Platform, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, subprocess.Popen]]:
     platform.add("auto_pricing", {"1.0.0": Pricer("300.00", "v1")}, schemas={"1.0.0": OBJECT_SCHEMA})
     port = free_port()
     env = {**os.environ, **platform.env(), "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "2",
-           "AUDIT_SPOOL_DIR": str(tmp_path / "spool")}
+           "AUDIT_SPOOL_DIR": str(tmp_path / "spool"), "WEB_WORKER": request.param}
     # a file, not a pipe: the server logs a line per request, and an undrained pipe would block it
     output = open(tmp_path / "gunicorn.log", "wb")
     process = subprocess.Popen(

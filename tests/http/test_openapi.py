@@ -88,7 +88,7 @@ def test_unpinned_operation_takes_the_default_versions_schema(documented: Platfo
 def test_every_problem_response_is_documented_as_problem_json(documented: Platform) -> None:
     spec = spec_of(documented.app().test_client())
     responses = spec["paths"]["/models/auto_pricing/versions/1.0.0/predict"]["post"]["responses"]
-    assert set(responses) == {"200", "400", "404", "413", "415", "422", "500", "503"}
+    assert set(responses) == {"200", "400", "404", "408", "413", "415", "422", "500", "503", "504"}
     for status, response in responses.items():
         if status != "200":
             assert response["content"]["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}

@@ -99,9 +99,10 @@ def test_chunked_body_over_the_limit_is_413_under_gunicorn(platform: Platform, g
     assert small.status_code == 200
 
 
-def test_requests_gunicorn_refuses_itself_get_problem_json_too(platform: Platform, gunicorn) -> None:
+@pytest.mark.parametrize("worker", ["gevent", "gthread"])
+def test_requests_gunicorn_refuses_itself_get_problem_json_too(platform: Platform, gunicorn, worker: str) -> None:
     platform.add("auto_pricing", {"1.0.0": Pricer("300.00", "v1")}, schemas={"1.0.X": schema()})
-    server = gunicorn(platform, workers=1)
+    server = gunicorn(platform, workers=1, WEB_WORKER=worker)
 
     for headers, status in (({"X-Request-ID": "r" * 10_000}, 431), ({"X-Routing-Key": "k" * 10_000}, 431)):
         response = requests.post(server.url + "/models/auto_pricing/predict", json=QUOTE, headers=headers, timeout=10)

@@ -94,3 +94,40 @@ class LeavesTrace:
     def predict(self, payload: Any) -> Any:
         return {"premium": 1.0, "tag": "forged"}
 
+
+class ExitsProcess:
+    """Raises SystemExit from predict, as a careless ``sys.exit()`` in model code would."""
+
+    def __init__(self, code: int = 3) -> None:
+        self.code = code
+
+    def predict(self, payload: Any) -> Any:
+        raise SystemExit(self.code)
+
+
+class Interrupts:
+    def predict(self, payload: Any) -> Any:
+        raise KeyboardInterrupt("model interrupted itself")
+
+
+class KillsProcess:
+    """Ends its process outright, as a crash in native code would: no exception, no cleanup."""
+
+    def predict(self, payload: Any) -> Any:
+        import os
+
+        os._exit(7)
+
+
+class Burns:
+    """Computes for ``seconds`` without ever waiting (holds the CPU and the GIL)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def predict(self, payload: Any) -> Any:
+        until = time.perf_counter() + self.seconds
+        spins = 0
+        while time.perf_counter() < until:
+            spins += 1
+        return {"spins": spins}

@@ -56,20 +56,45 @@ def psycopg2_dsn(url: str) -> str:
 
 
 def connect(url: str, *, connect_timeout: int = 3, prepare: bool = True) -> psycopg2.extensions.connection:
-    """An autocommit connection for audit writes. Raises :class:`psycopg2.OperationalError` when unreachable.
+    """An autocommit connection for audit writes. Raises :class:`psycopg2.OperationalError` when unreachable,
+    or when connecting (and preparing) took more than ``connect_timeout`` seconds.
 
     Autocommit: a multi-row INSERT is one statement, so it is atomic on its own, and sending it alone
     costs one round trip instead of three (BEGIN, INSERT, COMMIT), measured in ``docs/performance.md``.
     """
+    if psycopg2.extensions.get_wait_callback() is None:
+        return _connect(url, connect_timeout, prepare)
+    # a wait callback (psycogreen, under the gevent worker) makes psycopg2 connect asynchronously, and
+    # libpq ignores connect_timeout there: a database that accepts and never answers would hold the
+    # caller for the TCP timeout. The greenlet's own timer bounds it instead.
+    import gevent
+
+    timer = gevent.Timeout(connect_timeout)
+    timer.start()
+    try:
+        return _connect(url, connect_timeout, prepare)
+    except gevent.Timeout as exc:
+        if exc is not timer:
+            raise
+        raise psycopg2.OperationalError(f"timeout expired: no answer from the database within {connect_timeout} s") from None
+    finally:
+        timer.close()
+
+
+def _connect(url: str, connect_timeout: int, prepare: bool) -> psycopg2.extensions.connection:
     conn = psycopg2.connect(
         psycopg2_dsn(url), connect_timeout=connect_timeout, application_name="modelplatform-audit",
         # notice a dead peer within ~15 s instead of the kernel's two hours
         keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=5,
     )
-    conn.autocommit = True
-    if prepare:
-        with conn.cursor() as cursor:
-            cursor.execute(PREPARE_SQL)
+    try:
+        conn.autocommit = True
+        if prepare:
+            with conn.cursor() as cursor:
+                cursor.execute(PREPARE_SQL)
+    except BaseException:
+        conn.close()  # interrupted or failed while preparing: never leak the half-set-up session
+        raise
     return conn
 
 

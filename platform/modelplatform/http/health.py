@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
 
-from modelplatform import encoding
+from modelplatform import bootstate, encoding
 from modelplatform.errors import NotReady
 
 bp = Blueprint("health", __name__)
@@ -23,17 +23,23 @@ def readyz() -> Response:
     still waiting for replay) the answer is 200 with ``"status": "degraded"``: predictions are still
     durably recorded, and taking the instance out of rotation would turn a database blip into a full
     outage. When records can be stored nowhere (no database, no writable spool): 503.
+    ``workers_failing_to_boot`` lists sibling workers retrying a failed boot (also "degraded").
     """
     plane = current_app.extensions["modelplatform.dataplane"]
     audit = plane.audit.health()
     checks = {"models": "ok", "database": "ok" if audit.database else "unreachable"}
+    # sibling workers of this master retrying a failed boot: this one serves, the host has less capacity
+    failing = bootstate.failing_workers()
+    if failing:
+        checks["workers"] = f"{len(failing)} failing to boot"
     if not audit.can_record:
         raise NotReady("the audit database is not reachable and no spool can take records", checks=checks,
                        audit_spool_depth=audit.spool_depth)
     return Response(encoding.dumps({
-        "status": "degraded" if audit.degraded else "ready",
+        "status": "degraded" if audit.degraded or failing else "ready",
         "checks": checks,
         "audit_spool_depth": audit.spool_depth,
+        "workers_failing_to_boot": failing,
         "models": len(plane.registry),
         "versions": plane.registry.count_versions(),
         "config_revision": plane.registry.config.revision,

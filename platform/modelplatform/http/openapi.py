@@ -27,11 +27,13 @@ _PROBLEM_TEXT = {
          "exactly (number-precision), or a bad X-Routing-Key",
     401: "Missing or unknown API key",
     404: "Unknown model or version",
+    408: "The request head or body did not arrive within the server's read deadline",
     413: "Request body too large",
     415: "Content-Type is not JSON",
     422: "Input violates the version's schema (`errors` lists every violation), or the model rejected it (`code`)",
     500: "The model failed on this input (no stack trace is sent)",
     503: "Not ready, or the inference could not be recorded (retry)",
+    504: "The model gave no answer within PREDICT_TIMEOUT (recorded)",
 }
 
 _COMPONENT_SCHEMAS: dict[str, Any] = {
@@ -225,7 +227,7 @@ def _routable(model: RegisteredModel) -> list[LoadedVersion]:
 
 def _predict_operation(operation_id: str, summary: str, versions: list[LoadedVersion], tag: str,
                        secured: bool, routing_key: bool) -> dict[str, Any]:
-    statuses = (400, 401, 404, 413, 415, 422, 500, 503) if secured else (400, 404, 413, 415, 422, 500, 503)
+    statuses = (400, 401, 404, 408, 413, 415, 422, 500, 503, 504) if secured else (400, 404, 408, 413, 415, 422, 500, 503, 504)
     prediction = _json({"$ref": "#/components/schemas/Prediction"}, "The prediction, recorded before this answer")
     prediction["headers"] = PREDICTION_HEADERS
     return {
