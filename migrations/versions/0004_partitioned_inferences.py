@@ -81,6 +81,9 @@ def upgrade() -> None:
     else:
         op.execute("create unique index if not exists inferences_legacy_id_created_at "
                    "on inferences_legacy (id, created_at)")
+        # ATTACH reuses an index for the parent's primary key only when it backs a constraint
+        op.execute("alter table inferences_legacy add constraint inferences_legacy_pkey "
+                   "primary key using index inferences_legacy_id_created_at")
         bound = bind.exec_driver_sql(
             "select date_trunc('day', max(created_at)) + interval '1 day' from inferences_legacy").scalar()
         # a validated CHECK that implies the partition bound spares ATTACH its own scan of the table

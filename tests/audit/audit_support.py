@@ -10,21 +10,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from modelplatform.audit import InferenceRecord
+from support.records import make_record  # noqa: F401  (re-exported: the audit tests import it from here)
 
 # port 1 on loopback: connection refused at once, the same error a stopped Postgres gives
 UNREACHABLE_URL = "postgresql://postgres@127.0.0.1:1/postgres"
-
-def make_record(**overrides: Any) -> InferenceRecord:
-    fields: dict[str, Any] = {
-        "id": str(uuid.uuid4()), "created_at": datetime.now(timezone.utc), "model": "auto_pricing",
-        "version": "1.0.0", "routed_by": "default", "experiment": None, "routing_key": None, "status": "ok",
-        "input_json": '{"vehicle": "van"}', "output_json": '{"premium": 405.00}', "error_json": None,
-        "latency_ms": 1.5, "request_id": "req-1", "artifact_sha256": "ab" * 32,
-    }
-    fields.update(overrides)
-    return InferenceRecord(**fields)
-
 
 def row_ids(engine: sa.Engine) -> list[str]:
     with engine.connect() as conn:

@@ -18,7 +18,7 @@ from modelplatform.audit.spool import Spool
 
 CRASHING_WRITER = textwrap.dedent("""
     import os, sys
-    sys.path.insert(0, sys.argv[2])
+    sys.path[:0] = [sys.argv[2], os.path.dirname(sys.argv[2])]  # audit_support, and the support package
     from audit_support import make_record, UNREACHABLE_URL
     from modelplatform.audit.group_commit import GroupCommitAuditLog
 
