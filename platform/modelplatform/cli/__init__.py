@@ -6,10 +6,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from modelplatform.cli import ab_report_command, check_config_command, db_command, demo_command, publish_command
+from modelplatform.cli import ab_report_command, check_config_command, db_command, demo_command, export_command, \
+    publish_command
 
 # one entry per command module; each adds its sub-parser and sets ``handler``
-COMMANDS = [db_command, publish_command, check_config_command, ab_report_command, demo_command]
+COMMANDS = [db_command, publish_command, check_config_command, ab_report_command, demo_command, export_command]
 
 
 def build_parser() -> argparse.ArgumentParser:
