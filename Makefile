@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test install browser clean bench
+.PHONY: demo test install browser pgbouncer clean bench
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,17 @@ browser:
 			|| echo "chromium could not be installed: the /docs browser test will be skipped"; \
 	else echo "chromium not installed (not root or no apt): the /docs browser test will be skipped"; fi
 
-test: $(STAMP) browser
+# the platform is tested through Debian's PgBouncer (transaction pooling); installed like chromium above
+# (its service is not started: the tests run their own), else those tests are skipped, or fail under CI
+pgbouncer:
+	@if command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null \
+			&& (systemctl disable --now pgbouncer >/dev/null 2>&1 || true)) \
+			|| echo "pgbouncer could not be installed: the PgBouncer tests will be skipped"; \
+	else echo "pgbouncer not installed (not root or no apt): the PgBouncer tests will be skipped"; fi
+
+test: $(STAMP) browser pgbouncer
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # benchmark (a script, not a test): bare Flask vs the platform with durable audit; see docs/performance.md

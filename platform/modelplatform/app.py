@@ -19,7 +19,7 @@ from modelplatform.http import context, docs, health, models, observe, openapi, 
 from modelplatform.metrics import MeteredAuditLog, Metrics
 from modelplatform.registry import load_registry
 from modelplatform.routing import ABRouter
-from modelplatform.settings import Settings
+from modelplatform.settings import POOL_MODE_SESSION, Settings
 from modelplatform.shadow import ShadowDispatcher
 from modelplatform.store import S3ModelStore
 
@@ -38,7 +38,8 @@ def create_app(settings: Settings | None = None, *, store: S3ModelStore | None =
     api_keys = ApiKeys.from_env(os.environ)
     store = store if store is not None else S3ModelStore(settings.store)
     if audit is None:
-        audit = GroupCommitAuditLog(settings.database_url, spool_dir=settings.audit_spool_dir)
+        audit = GroupCommitAuditLog(settings.database_url, spool_dir=settings.audit_spool_dir,
+                                    prepare=settings.database_pool_mode == POOL_MODE_SESSION)
         audit.start()  # replays spools left by a crashed process before serving
 
     config = load_config(settings.config_path)

@@ -13,6 +13,9 @@ DEFAULT_CONFIG_PATH = "config/models.json"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_AUDIT_SPOOL_DIR = "var/audit-spool"
 AUDIT_SPOOL_OFF = "off"
+# DATABASE_POOL_MODE: `session` (direct to Postgres, or PgBouncer pool_mode=session) or `transaction`
+# (PgBouncer pool_mode=transaction: no statement prepared per connection; docs/operations.md)
+POOL_MODE_SESSION, POOL_MODE_TRANSACTION = "session", "transaction"
 
 
 @dataclass(frozen=True)
@@ -56,10 +59,12 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     # None: no outage spool (an unreachable database answers 503)
     audit_spool_dir: Path | None = Path(DEFAULT_AUDIT_SPOOL_DIR)
+    database_pool_mode: str = POOL_MODE_SESSION
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        """Read ``DATABASE_URL``, ``MODEL_STORE_URL``, ``MODELS_CONFIG``, ``MAX_BODY_BYTES``, ``AUDIT_SPOOL_DIR``.
+        """Read ``DATABASE_URL``, ``MODEL_STORE_URL``, ``MODELS_CONFIG``, ``MAX_BODY_BYTES``, ``AUDIT_SPOOL_DIR``,
+        ``DATABASE_POOL_MODE``.
 
         Raises :class:`StartupError` listing every missing or malformed variable.
         """
@@ -97,6 +102,11 @@ class Settings:
         raw_spool = env.get("AUDIT_SPOOL_DIR", "").strip() or DEFAULT_AUDIT_SPOOL_DIR
         audit_spool_dir = None if raw_spool.lower() == AUDIT_SPOOL_OFF else Path(raw_spool)
 
+        pool_mode = env.get("DATABASE_POOL_MODE", "").strip().lower() or POOL_MODE_SESSION
+        if pool_mode not in (POOL_MODE_SESSION, POOL_MODE_TRANSACTION):
+            problems.append(f"DATABASE_POOL_MODE must be {POOL_MODE_SESSION!r} or {POOL_MODE_TRANSACTION!r} "
+                            f"(PgBouncer pool_mode=transaction), got {pool_mode!r}")
+
         if problems:
             raise StartupError(problems)
         assert store is not None
@@ -106,4 +116,5 @@ class Settings:
             config_path=config_path,
             max_body_bytes=max_body,
             audit_spool_dir=audit_spool_dir,
+            database_pool_mode=pool_mode,
         )

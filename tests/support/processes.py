@@ -52,13 +52,18 @@ def wait_ready(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = 
 
 
 @contextmanager
-def gunicorn_web(env: dict[str, str], *, workers: int = 2, timeout: float = 60.0) -> Iterator[str]:
-    """Run the Procfile ``web`` command on a free loopback port; yields its base URL."""
+def gunicorn_web(env: dict[str, str], *, workers: int = 2, timeout: float = 60.0,
+                 cwd: Path | None = None) -> Iterator[str]:
+    """Run the Procfile ``web`` command on a free loopback port; yields its base URL.
+
+    ``cwd``: the server's working directory (default: the checkout). A host of its own gets its own, so
+    what lives under ``var/`` by default (audit spool, artifact cache) is not shared with another server.
+    """
     port = free_port()
     full_env = {**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
     # a file, not a pipe: the server logs a line per request, and an undrained pipe would block it
     output = tempfile.TemporaryFile()
-    proc = subprocess.Popen(procfile_command("web"), cwd=ROOT, env=full_env,
+    proc = subprocess.Popen(procfile_command("web"), cwd=cwd or ROOT, env=full_env,
                             stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
