@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test install browser pgbouncer clean bench
+.PHONY: demo test install browser pgbouncer clean bench bench-scale
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ bench: $(STAMP)
 	command -v wrk >/dev/null || apt-get install -y wrk || sudo apt-get install -y wrk \
 		|| echo "wrk could not be installed: benchmarks/run.py falls back to its Python load generator"
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+# the audit table at 1M/5M/20M rows, partitioned vs the old layout (a script, not a test; docs/performance.md)
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/audit_scale.py $(BENCH_SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache
