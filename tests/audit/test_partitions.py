@@ -2,7 +2,6 @@
 whole partitions at the exact boundary, concurrent runners, and exactly-once replay on the partitioned table."""
 from __future__ import annotations
 
-import shutil
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -10,10 +9,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from audit_support import UNREACHABLE_URL, make_record, row_ids
+from audit_support import make_record, replay_spool_twice, row_ids
 from modelplatform.audit import partitions
 from modelplatform.audit import rows as audit_rows
-from modelplatform.audit.spool import Spool
 
 T0 = datetime(2031, 3, 10, 15, 30, tzinfo=timezone.utc)  # a future day no partition covers yet
 
@@ -154,24 +152,9 @@ def test_a_spool_replayed_twice_stores_each_row_once_in_its_partition_or_the_def
         tmp_path: Path, clean_db: sa.Engine, database_url: str, audit_logs) -> None:
     """ON CONFLICT needs the partition key in the unique constraint: (id, created_at). A replayed record
     carries its original created_at, so the conflict is still found, in a daily partition or the default."""
-    spool_dir = tmp_path / "spool"
-    outage = audit_logs(UNREACHABLE_URL, spool_dir=spool_dir)
     records = [make_record() for _ in range(4)] + [
         make_record(created_at=datetime(1999, 12, 31, 23, 59, 59, 123456, tzinfo=timezone.utc))]  # no partition
-    for record in records:
-        outage.record(record)
-    outage.close()
-    (spool_file,) = spool_dir.glob("audit-*.jsonl")
-    copy = tmp_path / "copy.jsonl"
-    shutil.copy(spool_file, copy)
-
-    conn = audit_rows.connect(database_url)
-    try:
-        assert Spool(spool_dir).replay(conn) == 5
-        shutil.copy(copy, spool_file)  # the process died after the COMMIT, before removing the file
-        assert Spool(spool_dir).replay(conn) == 5
-    finally:
-        conn.close()
+    assert replay_spool_twice(records, tmp_path / "spool", database_url, audit_logs) == (5, 5)
     assert sorted(row_ids(clean_db)) == sorted(r.id for r in records)
     where = placement(clean_db)
     assert where[records[-1].id] == "inferences_default"

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from support.processes import free_port
+from support.processes import free_port, stop_group
 
 
 def binary() -> str:
@@ -84,11 +83,5 @@ pidfile = {workdir}/pgbouncer.pid
         yield make_url(f"postgresql://{target.username}@127.0.0.1:{port}/{target.database}").render_as_string(
             hide_password=False)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_group(proc, timeout=15)
         shutil.rmtree(workdir, ignore_errors=True)

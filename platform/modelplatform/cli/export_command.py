@@ -11,16 +11,9 @@ import os
 import sys
 from datetime import datetime, timezone
 
+from modelplatform.cli.ab_report_command import _since as _moment  # the same ISO-or-duration argument
+
 PROG = "modelplatform export"
-
-
-def _moment(text: str) -> datetime:
-    from modelplatform.ab_report import parse_since
-
-    try:
-        return parse_since(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _export(args: argparse.Namespace) -> int:
