@@ -118,7 +118,7 @@ QUERIES: dict[str, str] = {
         from inferences s
         join inferences p
           on p.request_id = s.request_id and p.model = s.model and p.routed_by <> 'shadow'
-         and p.created_at between s.created_at - interval '1 minute' and s.created_at
+         and p.created_at between s.created_at - interval '1 minute' and s.created_at {wp}
         where s.routed_by = 'shadow' and s.model = 'auto_pricing' {ws}
         group by s.version""",
 }
@@ -367,7 +367,9 @@ def query_latencies(engine: sa.Engine, now: datetime, config_path: Path) -> dict
                 sql = template.format(stats="ab_arm_stats" if since is None else "ab_arm_stats_since(:since)")
             else:
                 cond = "" if since is None else "and {t}created_at >= :since"
-                sql = template.format(w=cond.format(t=""), wi=cond.format(t="i."), ws=cond.format(t="s."))
+                # a join's other side gets the bound too (`p` may start up to a minute before `s`), so both prune
+                sql = template.format(w=cond.format(t=""), wi=cond.format(t="i."), ws=cond.format(t="s."),
+                                      wp="" if since is None else "and p.created_at >= :since - interval '1 minute'")
             results[f"{name} [{window}]"] = timed(engine, sql, {} if since is None else {"since": since})
     config = load_config(config_path)
     for window, since in windows.items():
@@ -471,6 +473,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1m", help="comma-separated row counts, e.g. 1m,5m,20m (default 1m)")
     parser.add_argument("--insert-seconds", type=float, default=15.0)
     parser.add_argument("--threads", type=int, default=32, help="concurrent recorders for the insert measurement")
+    parser.add_argument("--insert-rounds", type=int, default=3,
+                        help="interleaved rounds of the insert variants; the median is reported")
     parser.add_argument("--admin-url", default=None, help="an existing server (its maintenance database); "
                         "default: an embedded pgserver in --pgdata")
     parser.add_argument("--pgdata", default=str(ROOT / "var" / "bench-scale-pg"))
@@ -535,16 +539,21 @@ def main(argv: list[str] | None = None) -> int:
                 prepare_analyst_tables(url)
             size_report: dict = {"load_seconds": seconds}
             for layout, engine in engines.items():
-                figures = {"sizes": sizes(engine)}
                 # queries first: the insert measurement adds rows to today
-                figures["queries"] = query_latencies(engine, datetime.now(timezone.utc), config_path)
-                with (main_statement() if layout == "unpartitioned" else nullcontext()):
-                    figures["insert"] = insert_throughput(urls[layout], layout, args.insert_seconds,
-                                                          args.threads, True, generator)
-                if layout == "partitioned":
-                    figures["insert_unprepared"] = insert_throughput(urls[layout], layout, args.insert_seconds,
-                                                                     args.threads, False, generator)
-                size_report[layout] = figures
+                size_report[layout] = {"sizes": sizes(engine),
+                                       "queries": query_latencies(engine, datetime.now(timezone.utc), config_path)}
+            # the insert variants interleaved, round after round, so a noisy neighbour hits them alike
+            variants = {("partitioned", "insert"): True, ("partitioned", "insert_unprepared"): False,
+                        ("unpartitioned", "insert"): True}
+            runs: dict[tuple[str, str], list[dict]] = {v: [] for v in variants}
+            for _ in range(args.insert_rounds):
+                for (layout, key), prepare in variants.items():
+                    with (main_statement() if layout == "unpartitioned" else nullcontext()):
+                        runs[(layout, key)].append(insert_throughput(urls[layout], layout, args.insert_seconds,
+                                                                     args.threads, prepare, generator))
+            for (layout, key), results in runs.items():
+                median = sorted(results, key=lambda r: r["per_second"])[len(results) // 2]
+                size_report[layout][key] = {**median, "runs_per_second": [r["per_second"] for r in results]}
             loaded = size_report["partitioned"]["sizes"]["rows"]
             report["sizes"][str(target)] = size_report
             print_size(target, size_report)
@@ -574,10 +583,13 @@ def print_size(target: int, r: dict) -> None:
               f"  indexes {fmt_bytes(s['index_bytes'])} ({s['index_bytes'] / s['rows']:.0f} B/row, primary key "
               f"{s['pk_bytes'] / s['rows']:.0f} B/row)  relations {s['relations']}")
         ins = f["insert"]
-        print(f"{'':14} insert {ins['per_second']:,.0f} records/s ({ins['batches']} batches, client CPU "
-              f"{ins['client_cpu_us_per_record']:.0f} µs/record, failures {ins['failures']})"
-              + (f"; unprepared {f['insert_unprepared']['per_second']:,.0f} records/s"
-                 if "insert_unprepared" in f else ""))
+        runs = "/".join(f"{x:,.0f}" for x in ins["runs_per_second"])
+        print(f"{'':14} insert {ins['per_second']:,.0f} records/s median of {runs} ({ins['batches']} batches, client "
+              f"CPU {ins['client_cpu_us_per_record']:.0f} µs/record, failures {ins['failures']})")
+        if "insert_unprepared" in f:
+            un = f["insert_unprepared"]
+            print(f"{'':14} unprepared (PgBouncer transaction mode) {un['per_second']:,.0f} records/s median of "
+                  + "/".join(f"{x:,.0f}" for x in un["runs_per_second"]))
     print(f"{'query':52} {'partitioned':>12} {'unpartitioned':>14}   (median of 3, seconds)")
     for name in r["partitioned"]["queries"]:
         p, u = r["partitioned"]["queries"][name]["median_s"], r["unpartitioned"]["queries"][name]["median_s"]
