@@ -123,6 +123,7 @@ QUERIES: dict[str, str] = {
         group by s.version""",
 }
 README_QUERIES = ("README premiums by version", "README what failed")
+INSERT_MARK = "bench-insert"  # api_key_id of the insert measurement's rows, deleted after it
 
 
 # -- synthetic rows -------------------------------------------------------------------------------------
@@ -323,7 +324,7 @@ def insert_throughput(url: str, layout: str, seconds: float, threads: int, prepa
                     routed_by="ab_test", experiment=EXPERIMENT, routing_key="c-0000001", status="ok",
                     input_json=rng.choice(payloads)[1], output_json=output, error_json=None,
                     latency_ms=1.2, request_id="%032x" % rng.getrandbits(128), artifact_sha256=SHA["2.1.1"],
-                    api_key_id="key-pricing"))
+                    api_key_id=INSERT_MARK))
             except BaseException as exc:  # counted, shown: a failed record is a failed measurement
                 failures.append(exc)
                 return
@@ -342,6 +343,17 @@ def insert_throughput(url: str, layout: str, seconds: float, threads: int, prepa
     total = sum(counts)
     return {"records": total, "per_second": total / elapsed, "batches": audit.batches_total,
             "client_cpu_us_per_record": client_cpu / max(total, 1) * 1e6, "failures": len(failures)}
+
+
+def remove_inserted(url: str) -> None:
+    conn = psycopg2.connect(psycopg2_dsn(url))
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute("delete from inferences where api_key_id = %s", (INSERT_MARK,))
+            cursor.execute("vacuum analyze inferences")
+    finally:
+        conn.close()
 
 
 def timed(engine: sa.Engine, sql: str, params: dict, repeat: int = 3) -> dict:
@@ -551,6 +563,8 @@ def main(argv: list[str] | None = None) -> int:
                     with (main_statement() if layout == "unpartitioned" else nullcontext()):
                         runs[(layout, key)].append(insert_throughput(urls[layout], layout, args.insert_seconds,
                                                                      args.threads, prepare, generator))
+            for url in urls.values():  # the next size starts from the same synthetic data in both layouts
+                remove_inserted(url)
             for (layout, key), results in runs.items():
                 median = sorted(results, key=lambda r: r["per_second"])[len(results) // 2]
                 size_report[layout][key] = {**median, "runs_per_second": [r["per_second"] for r in results]}
