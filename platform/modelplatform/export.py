@@ -15,8 +15,9 @@ live database. Contract (also in ``docs/operations.md``):
   with its JSON functions, e.g. DuckDB ``output->>'premium'``); ``latency_ms`` is a double; the other
   columns are strings. Files are zstd-compressed, one or more per (model, day), row groups of up to
   ``row_group_rows`` rows.
-- **Memory stays flat**: rows are read through a server-side cursor ``batch_rows`` at a time and written
-  as row groups as they come; only one row group per model is held.
+- **Memory stays flat**: rows are read through a server-side cursor ``batch_rows`` at a time, turned into
+  Arrow columns at once, and written as a row group whenever a model has ``row_group_rows`` of them: at
+  most one row group per model is held, in Arrow's compact form (measured in ``docs/operations.md``).
 
 pyarrow is imported here only: the server never loads this module (``modelplatform[export]``).
 """
@@ -32,6 +33,7 @@ from typing import Any
 
 import psycopg2
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from modelplatform.audit.rows import psycopg2_dsn
@@ -83,24 +85,25 @@ def day_prefix(location: StoreLocation, model: str, day: date) -> str:
 
 
 class _ModelFile:
-    """One model's Parquet file(s) of one day, written locally row group by row group."""
+    """One model's Parquet file(s) of one day, written locally row group by row group. Rows wait as Arrow
+    tables (compact columnar memory, not Python objects) until a row group is full."""
 
-    def __init__(self, directory: Path, model: str, run: str, row_group_rows: int, file_rows: int) -> None:
-        self.directory, self.model, self.run = directory, model, run
-        self.row_group_rows, self.file_rows = row_group_rows, file_rows
-        self.columns: list[list[Any]] = [[] for _ in SCHEMA]
+    def __init__(self, directory: Path, row_group_rows: int, file_rows: int) -> None:
+        self.directory, self.row_group_rows, self.file_rows = directory, row_group_rows, file_rows
+        self.chunks: list[pa.Table] = []
+        self.pending = 0
         self.paths: list[Path] = []
         self._writer: pq.ParquetWriter | None = None
         self._in_file = 0
 
-    def add(self, row: tuple[Any, ...]) -> None:
-        for column, value in zip(self.columns, row):
-            column.append(value)
-        if len(self.columns[0]) >= self.row_group_rows:
+    def add(self, table: pa.Table) -> None:
+        self.chunks.append(table)
+        self.pending += table.num_rows
+        if self.pending >= self.row_group_rows:
             self.flush()
 
     def flush(self) -> None:
-        if not self.columns[0]:
+        if not self.pending:
             return
         if self._writer is None or self._in_file >= self.file_rows:
             self.close()
@@ -108,11 +111,9 @@ class _ModelFile:
             self._writer = pq.ParquetWriter(path, SCHEMA, compression="zstd")
             self.paths.append(path)
             self._in_file = 0
-        arrays = [pa.array(values, type=f.type) if f.name != "created_at"
-                  else pa.array(values, type=pa.int64()).cast(f.type) for values, f in zip(self.columns, SCHEMA)]
-        self._writer.write_table(pa.Table.from_arrays(arrays, schema=SCHEMA))
-        self._in_file += len(self.columns[0])
-        self.columns = [[] for _ in SCHEMA]
+        self._writer.write_table(pa.concat_tables(self.chunks), row_group_size=self.row_group_rows)
+        self._in_file += self.pending
+        self.chunks, self.pending = [], 0
 
     def close(self) -> None:
         if self._writer is not None:
@@ -120,17 +121,26 @@ class _ModelFile:
             self._writer = None
 
 
-def _rows(conn: psycopg2.extensions.connection, day: date, batch_rows: int) -> Iterator[tuple[Any, ...]]:
+def _batches(conn: psycopg2.extensions.connection, day: date, batch_rows: int) -> Iterator[list[tuple[Any, ...]]]:
     start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
     # a named cursor is a server-side cursor: Postgres sends batch_rows at a time, memory stays flat
     with conn.cursor(name=f"export_{uuid.uuid4().hex[:8]}") as cursor:
         cursor.itersize = batch_rows
         cursor.execute(_SELECT, {"start": start, "end": start + timedelta(days=1)})
-        yield from cursor
+        while batch := cursor.fetchmany(batch_rows):
+            yield batch
+
+
+def _to_arrow(batch: list[tuple[Any, ...]]) -> tuple[pa.Array, pa.Table]:
+    """The batch's model column, and the rest as a table of :data:`SCHEMA`."""
+    columns = list(zip(*batch))
+    arrays = [pa.array(values, type=pa.int64()).cast(f.type) if f.name == "created_at" else pa.array(values, type=f.type)
+              for values, f in zip(columns[1:], SCHEMA)]
+    return pa.array(columns[0], type=pa.string()), pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 
 def export_day(conn: psycopg2.extensions.connection, s3: Any, location: StoreLocation, day: date, *,
-               batch_rows: int = 20_000, row_group_rows: int = 100_000, file_rows: int = 2_000_000,
+               batch_rows: int = 10_000, row_group_rows: int = 100_000, file_rows: int = 2_000_000,
                progress: Callable[[int], None] = lambda n: None) -> DayExport:
     """Export one UTC day and then delete that day's files of earlier runs. Raises ``psycopg2.Error``
     (database) and ``botocore`` errors (store); a failure leaves the previous export of the day in place."""
@@ -138,25 +148,21 @@ def export_day(conn: psycopg2.extensions.connection, s3: Any, location: StoreLoc
     run = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="modelplatform-export-") as tmp:
         files: dict[str, _ModelFile] = {}
-        pending = 0
-        for row in _rows(conn, day, batch_rows):
-            model = row[0]
-            target = files.get(model)
-            if target is None:
-                target = files[model] = _ModelFile(Path(tmp), model, run, row_group_rows, file_rows)
-            target.add(row[1:])
-            result.rows_by_model[model] = result.rows_by_model.get(model, 0) + 1
-            pending += 1
-            if pending >= batch_rows:
-                progress(pending)
-                pending = 0
-        progress(pending)
+        for batch in _batches(conn, day, batch_rows):
+            models, table = _to_arrow(batch)
+            distinct = sorted(set(models.to_pylist()))
+            for model in distinct:
+                part = table if len(distinct) == 1 else table.filter(pc.equal(models, model))
+                target = files.setdefault(model, _ModelFile(Path(tmp), row_group_rows, file_rows))
+                target.add(part)
+                result.rows_by_model[model] = result.rows_by_model.get(model, 0) + part.num_rows
+            progress(len(batch))
         conn.rollback()  # end the read transaction the named cursor opened
-        for target in files.values():
+        for model, target in sorted(files.items()):
             target.flush()
             target.close()
             for index, path in enumerate(target.paths):
-                key = day_prefix(location, target.model, day) + f"part-{run}-{index:05d}.parquet"
+                key = day_prefix(location, model, day) + f"part-{run}-{index:05d}.parquet"
                 s3.upload_file(str(path), location.bucket, key)
                 result.keys.append(key)
                 result.bytes += path.stat().st_size
