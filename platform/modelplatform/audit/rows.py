@@ -13,18 +13,24 @@ COMMIT outcome is unknown (connection lost mid-commit) is spooled and replayed, 
 Behind PgBouncer in transaction mode a session's prepared statement is not there on the next
 transaction's server connection (and SQL ``PREPARE`` is not the protocol-level kind PgBouncer ≥ 1.21
 can track), so :func:`connect` with ``prepare=False`` sends the same INSERT unprepared (``INSERT_SQL``):
-parsed and planned per batch, measured in ``docs/performance.md``.
+parsed and planned per batch, measured in ``docs/performance.md``. Should the setting be missed, a
+connection whose ``PREPARE`` finds the statement already there, or whose ``EXECUTE`` finds it gone, falls
+back to ``INSERT_SQL`` with a WARNING instead of failing the writes.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 from sqlalchemy.dialects import postgresql
 
 from modelplatform.audit.tables import inferences
+
+log = logging.getLogger(__name__)
 
 COLUMNS: tuple[str, ...] = tuple(c.name for c in inferences.columns)
 
@@ -56,8 +62,23 @@ def insert_rows(cursor: psycopg2.extensions.cursor, rows: Sequence[Row]) -> None
     """One INSERT of ``rows`` through the prepared statement. JSON columns are JSON text, cast by Postgres.
     A column missing from a row (a spool written before the column existed) is sent as NULL: the
     database then stores it or rejects the row, like any other data error."""
-    cursor.execute(getattr(cursor.connection, "insert_sql", INSERT_SQL),
-                   [[row.get(name) for row in rows] for name in COLUMNS])
+    params = [[row.get(name) for row in rows] for name in COLUMNS]
+    statement = getattr(cursor.connection, "insert_sql", INSERT_SQL)
+    try:
+        cursor.execute(statement, params)
+    except psycopg2.errors.InvalidSqlStatementName:
+        if statement != EXECUTE_SQL:
+            raise
+        # our prepared statement is not on this server connection: a pooler in transaction mode handed us
+        # another one. Go on unprepared rather than fail every write (autocommit: nothing to roll back).
+        _unprepared(cursor.connection, "the prepared audit INSERT vanished between statements")
+        cursor.execute(INSERT_SQL, params)
+
+
+def _unprepared(conn: psycopg2.extensions.connection, why: str) -> None:
+    conn.insert_sql = INSERT_SQL
+    log.warning("%s: a connection pooler in transaction mode? Writing unprepared on this connection; set "
+                "DATABASE_POOL_MODE=transaction to skip the PREPARE (docs/operations.md)", why)
 
 
 def is_unreachable(exc: BaseException) -> bool:
@@ -90,9 +111,13 @@ def connect(url: str, *, connect_timeout: int = 3, prepare: bool = True) -> psyc
     )
     conn.autocommit = True
     if prepare:
-        with conn.cursor() as cursor:
-            cursor.execute(PREPARE_SQL)
-        conn.insert_sql = EXECUTE_SQL
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(PREPARE_SQL)
+        except psycopg2.errors.DuplicatePreparedStatement:
+            _unprepared(conn, "the audit INSERT was already prepared on this server connection")
+        else:
+            conn.insert_sql = EXECUTE_SQL
     return conn
 
 
