@@ -59,7 +59,8 @@ Row = Mapping[str, Any]
 
 
 def insert_rows(cursor: psycopg2.extensions.cursor, rows: Sequence[Row]) -> None:
-    """One INSERT of ``rows`` through the prepared statement. JSON columns are JSON text, cast by Postgres.
+    """One INSERT of ``rows`` through the connection's statement (``EXECUTE`` of the prepared one, or
+    ``INSERT_SQL``). JSON columns are JSON text, cast by Postgres.
     A column missing from a row (a spool written before the column existed) is sent as NULL: the
     database then stores it or rejects the row, like any other data error."""
     params = [[row.get(name) for row in rows] for name in COLUMNS]
