@@ -11,7 +11,7 @@ DEMO_STAMP = $(VENV)/.installed-demo
 PORT   ?= 8000
 DEMO_ARGS ?=
 
-.PHONY: demo test install browser clean bench
+.PHONY: demo test install browser pgbouncer clean bench bench-scale
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,7 +40,17 @@ browser:
 			|| echo "chromium could not be installed: the /docs browser test will be skipped"; \
 	else echo "chromium not installed (not root or no apt): the /docs browser test will be skipped"; fi
 
-test: $(STAMP) browser
+# the platform is tested through Debian's PgBouncer (transaction pooling); installed like chromium above
+# (its service is not started: the tests run their own), else those tests are skipped, or fail under CI
+pgbouncer:
+	@if command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null \
+			&& (systemctl disable --now pgbouncer >/dev/null 2>&1 || true)) \
+			|| echo "pgbouncer could not be installed: the PgBouncer tests will be skipped"; \
+	else echo "pgbouncer not installed (not root or no apt): the PgBouncer tests will be skipped"; fi
+
+test: $(STAMP) browser pgbouncer
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # benchmark (a script, not a test): bare Flask vs the platform with durable audit; see docs/performance.md
@@ -49,6 +59,10 @@ bench: $(STAMP)
 	command -v wrk >/dev/null || apt-get install -y wrk || sudo apt-get install -y wrk \
 		|| echo "wrk could not be installed: benchmarks/run.py falls back to its Python load generator"
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+# the audit table at 1M/5M/20M rows, partitioned vs the old layout (a script, not a test; docs/performance.md)
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/audit_scale.py $(BENCH_SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache

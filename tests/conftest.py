@@ -49,6 +49,32 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
 
 
 @pytest.fixture
+def scratch_databases(engine: sa.Engine, database_url: str) -> Iterator[Callable[..., str]]:
+    """Make databases of their own (dropped at the end), migrated to ``revision`` (None: left empty), for
+    tests that change the schema or the partitions, which ``truncate`` would not undo."""
+    from sqlalchemy.engine import make_url
+
+    from modelplatform.settings import normalize_database_url
+
+    made: list[str] = []
+
+    def make(revision: str | None = "head") -> str:
+        name = f"scratch_{uuid.uuid4().hex[:10]}"
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text(f'create database "{name}"'))
+        made.append(name)
+        url = make_url(normalize_database_url(database_url)).set(database=name).render_as_string(hide_password=False)
+        if revision is not None:
+            db.upgrade(url, revision)
+        return url
+
+    yield make
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for name in made:
+            conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+
+
+@pytest.fixture
 def clean_db(engine: sa.Engine) -> sa.Engine:
     """An empty ``inferences`` table for this test."""
     with engine.begin() as conn:

@@ -18,7 +18,7 @@ Create Date: 2026-11-23
 from alembic import op
 
 revision = "0005"
-down_revision = "0003"  # re-chained after 0004 (partitioned inferences) at merge
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 

@@ -27,7 +27,7 @@ from modelplatform.http import context, docs, health, models, observe, openapi, 
 from modelplatform.metrics import MeteredAuditLog, Metrics
 from modelplatform.registry import Registry, load_registry
 from modelplatform.routing import ABRouter
-from modelplatform.settings import Settings
+from modelplatform.settings import POOL_MODE_SESSION, Settings
 from modelplatform.shadow import ShadowDispatcher
 
 if TYPE_CHECKING:
@@ -48,7 +48,8 @@ def create_app(settings: Settings | None = None, *, store: S3ModelStore | None =
     api_keys = ApiKeys.from_env(os.environ)
     registry, how = _registry(settings, store)
     if audit is None:
-        audit = GroupCommitAuditLog(settings.database_url, spool_dir=settings.audit_spool_dir)
+        audit = GroupCommitAuditLog(settings.database_url, spool_dir=settings.audit_spool_dir,
+                                    prepare=settings.database_pool_mode == POOL_MODE_SESSION)
         audit.start()  # replays spools left by a crashed process before serving
 
     config = registry.config

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from modelplatform import encoding
 from modelplatform.audit import AuditLog, InferenceRecord, bounds
+from modelplatform.audit.ids import new_inference_id
 from modelplatform.audit.records import Status
 from modelplatform.errors import DeadlineExceeded, InvalidInput, ModelFailed, ModelRejected, Rejected
 from modelplatform.isolation import DeadlineExpired, ModelCaller, is_host_control_flow
@@ -130,8 +129,7 @@ class DataPlane:
     def run(self, loaded: LoadedVersion, route: Route, request: PredictRequest, started: float,
             call_model: ModelCaller | None = None) -> Prediction:
         """Validate, predict, encode and record on an already-routed version (also used for shadow calls)."""
-        inference_id = str(uuid.uuid4())
-        created_at = datetime.now(timezone.utc)
+        inference_id, created_at = new_inference_id()  # UUIDv7: time-ordered, same clock reading
         input_json = self._input_json(request)
 
         def record(status: Status, output_json: bytes | None = None, error: dict[str, Any] | None = None,

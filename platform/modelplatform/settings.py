@@ -19,6 +19,9 @@ DEFAULT_ARTIFACT_CACHE_DIR = "var/artifacts"
 CONFIG_SOURCE_ENV = "MODELPLATFORM_CONFIG_SOURCE"
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 DEFAULT_PREDICT_TIMEOUT = 10.0
+# DATABASE_POOL_MODE: `session` (direct to Postgres, or PgBouncer pool_mode=session) or `transaction`
+# (PgBouncer pool_mode=transaction: no statement prepared per connection; docs/operations.md)
+POOL_MODE_SESSION, POOL_MODE_TRANSACTION = "session", "transaction"
 
 
 @dataclass(frozen=True)
@@ -71,12 +74,13 @@ class Settings:
     config_source: str | None = None
     # seconds a model's predict may take before the call is answered 504 deadline-exceeded
     predict_timeout: float = DEFAULT_PREDICT_TIMEOUT
+    database_pool_mode: str = POOL_MODE_SESSION
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         """Read ``DATABASE_URL``, ``MODEL_STORE_URL``, ``MODELS_CONFIG``, ``MAX_BODY_BYTES``, ``AUDIT_SPOOL_DIR``,
-        ``AUDIT_MAX_INVALID_INPUT_BYTES``, ``ARTIFACT_CACHE_DIR``, ``PRELOAD_MODELS``, ``PREDICT_TIMEOUT`` (and
-        ``MODELPLATFORM_CONFIG_SOURCE``, set by the master).
+        ``AUDIT_MAX_INVALID_INPUT_BYTES``, ``ARTIFACT_CACHE_DIR``, ``PRELOAD_MODELS``, ``PREDICT_TIMEOUT``,
+        ``DATABASE_POOL_MODE`` (and ``MODELPLATFORM_CONFIG_SOURCE``, set by the master).
 
         Raises :class:`StartupError` listing every missing or malformed variable.
         """
@@ -140,6 +144,11 @@ class Settings:
             except ValueError:
                 problems.append(f"PREDICT_TIMEOUT must be a positive number of seconds, got {raw_timeout!r}")
 
+        pool_mode = env.get("DATABASE_POOL_MODE", "").strip().lower() or POOL_MODE_SESSION
+        if pool_mode not in (POOL_MODE_SESSION, POOL_MODE_TRANSACTION):
+            problems.append(f"DATABASE_POOL_MODE must be {POOL_MODE_SESSION!r} or {POOL_MODE_TRANSACTION!r} "
+                            f"(PgBouncer pool_mode=transaction), got {pool_mode!r}")
+
         if problems:
             raise StartupError(problems)
         assert store is not None
@@ -154,6 +163,7 @@ class Settings:
             preload_models=raw_preload in _TRUE,
             config_source=env.get(CONFIG_SOURCE_ENV, "").strip() or None,
             predict_timeout=predict_timeout,
+            database_pool_mode=pool_mode,
         )
 
     @property

@@ -2,28 +2,41 @@
 and a burst of concurrent calls."""
 from __future__ import annotations
 
+import shutil
 import threading
-import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from modelplatform.audit import InferenceRecord
+from modelplatform.audit import rows as audit_rows
+from modelplatform.audit.spool import Spool
+
+from support.records import make_record  # noqa: F401  (re-exported: the audit tests import it from here)
 
 # port 1 on loopback: connection refused at once, the same error a stopped Postgres gives
 UNREACHABLE_URL = "postgresql://postgres@127.0.0.1:1/postgres"
 
-def make_record(**overrides: Any) -> InferenceRecord:
-    fields: dict[str, Any] = {
-        "id": str(uuid.uuid4()), "created_at": datetime.now(timezone.utc), "model": "auto_pricing",
-        "version": "1.0.0", "routed_by": "default", "experiment": None, "routing_key": None, "status": "ok",
-        "input_json": '{"vehicle": "van"}', "output_json": '{"premium": 405.00}', "error_json": None,
-        "latency_ms": 1.5, "request_id": "req-1", "artifact_sha256": "ab" * 32,
-    }
-    fields.update(overrides)
-    return InferenceRecord(**fields)
+def replay_spool_twice(records: list[InferenceRecord], spool_dir: Path, database_url: str,
+                       audit_logs: Callable[..., Any]) -> tuple[int, int]:
+    """Spool ``records`` during an outage, replay the spool, put the same file back (as if the process died
+    after the COMMIT but before removing it) and replay again; return both replay counts."""
+    outage = audit_logs(UNREACHABLE_URL, spool_dir=spool_dir)
+    for record in records:
+        outage.record(record)
+    outage.close()
+    (spool_file,) = spool_dir.glob("audit-*.jsonl")
+    copy = spool_dir.parent / "copy.jsonl"
+    shutil.copy(spool_file, copy)
+    conn = audit_rows.connect(database_url)
+    try:
+        first = Spool(spool_dir).replay(conn)
+        shutil.copy(copy, spool_file)
+        return first, Spool(spool_dir).replay(conn)
+    finally:
+        conn.close()
 
 
 def row_ids(engine: sa.Engine) -> list[str]:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -12,13 +11,13 @@ from pathlib import Path
 import orjson
 import sqlalchemy as sa
 
-from audit_support import UNREACHABLE_URL, make_record, row_ids
+from audit_support import make_record, replay_spool_twice, row_ids
 from modelplatform.audit import rows as audit_rows
 from modelplatform.audit.spool import Spool
 
 CRASHING_WRITER = textwrap.dedent("""
     import os, sys
-    sys.path.insert(0, sys.argv[2])
+    sys.path[:0] = [sys.argv[2], os.path.dirname(sys.argv[2])]  # audit_support, and the support package
     from audit_support import make_record, UNREACHABLE_URL
     from modelplatform.audit.group_commit import GroupCommitAuditLog
 
@@ -52,25 +51,9 @@ def test_spool_of_a_crashed_process_is_replayed_at_startup(tmp_path: Path, clean
 
 def test_replaying_the_same_spool_twice_inserts_nothing_twice(tmp_path: Path, clean_db: sa.Engine,
                                                               database_url: str, audit_logs) -> None:
-    spool_dir = tmp_path / "spool"
-    outage = audit_logs(UNREACHABLE_URL, spool_dir=spool_dir)
     records = [make_record() for _ in range(7)]
-    for record in records:
-        outage.record(record)
-    outage.close()
-    (spool_file,) = spool_dir.glob("audit-*.jsonl")
-    copy = tmp_path / "copy.jsonl"
-    shutil.copy(spool_file, copy)
-
-    conn = audit_rows.connect(database_url)
-    try:
-        first = Spool(spool_dir)
-        assert first.replay(conn) == 7
-        shutil.copy(copy, spool_file)  # as if the process died after COMMIT but before removing the file
-        second = Spool(spool_dir)
-        assert second.replay(conn) == 7  # read and sent again ...
-    finally:
-        conn.close()
+    spool_dir = tmp_path / "spool"
+    assert replay_spool_twice(records, spool_dir, database_url, audit_logs) == (7, 7)  # read and sent twice ...
     ids = row_ids(clean_db)
     assert sorted(ids) == sorted(r.id for r in records)  # ... and stored once
     assert list(spool_dir.glob("audit-*.jsonl")) == []

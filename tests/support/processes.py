@@ -59,8 +59,10 @@ class GunicornWeb:
     line per request, and an undrained pipe would block it); :meth:`stop` always ends its process group.
     """
 
-    def __init__(self, env: dict[str, str], *, workers: int = 2, log_path: Path | None = None) -> None:
+    def __init__(self, env: dict[str, str], *, workers: int = 2, log_path: Path | None = None,
+                 cwd: Path | None = None) -> None:
         self.port = free_port()
+        self.cwd = cwd or ROOT
         self.url = f"http://127.0.0.1:{self.port}"
         # the master makes its own metrics directory unless the test names one
         inherited = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
@@ -77,7 +79,7 @@ class GunicornWeb:
         """Start; unless ``wait`` is None, wait until ``GET wait`` answers 200, asking every ``interval`` seconds
         (raises with the log if it exits or times out)."""
         self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(procfile_command("web"), cwd=ROOT, env=self.env, stdout=self._log,
+        self.proc = subprocess.Popen(procfile_command("web"), cwd=self.cwd, env=self.env, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         if wait is not None:
             try:
@@ -124,13 +126,7 @@ class GunicornWeb:
         """SIGTERM to the process group (gunicorn's graceful stop), SIGKILL if it is still there after 40 s."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        stop_group(self.proc, timeout=40)
         self._log.close()
         if self._own_log:
             self.log_path.unlink(missing_ok=True)
@@ -138,11 +134,25 @@ class GunicornWeb:
 
 @contextmanager
 def gunicorn_web(env: dict[str, str], *, workers: int = 2, timeout: float = 60.0,
-                 log_path: Path | None = None) -> Iterator[str]:
+                 log_path: Path | None = None, cwd: Path | None = None) -> Iterator[str]:
     """Run the Procfile ``web`` command on a free loopback port until ``/readyz`` answers; yields its base URL.
-    The server's output (one JSON log line per event) goes to ``log_path`` when given, for tests that read it."""
-    server = GunicornWeb(env, workers=workers, log_path=log_path)
+    The server's output (one JSON log line per event) goes to ``log_path`` when given, for tests that read it.
+    ``cwd``: the server's working directory (default: the checkout). A host of its own gets its own, so
+    what lives under ``var/`` by default (audit spool, artifact cache) is not shared with another server.
+    """
+    server = GunicornWeb(env, workers=workers, log_path=log_path, cwd=cwd)
     try:
         yield server.start(timeout=timeout).url
     finally:
         server.stop()
+
+
+def stop_group(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM the process group of ``proc`` (started with ``start_new_session``), SIGKILL after ``timeout``."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)

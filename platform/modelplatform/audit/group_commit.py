@@ -76,8 +76,9 @@ class GroupCommitAuditLog:
 
     def __init__(self, url: str, *, spool_dir: Path | None = None, max_batch: int = 512,
                  wait_timeout: float = 10.0, retry_interval: float = 1.0, idle_timeout: float = 1.0,
-                 readiness_interval: float = DEFAULT_PROBE_INTERVAL) -> None:
+                 readiness_interval: float = DEFAULT_PROBE_INTERVAL, prepare: bool = True) -> None:
         self.url = url
+        self.prepare = prepare  # False behind PgBouncer's transaction pooling (see audit.rows)
         self.spool = Spool(spool_dir) if spool_dir is not None else None
         self.max_batch = max_batch
         self.wait_timeout = wait_timeout
@@ -321,7 +322,7 @@ class GroupCommitAuditLog:
         if time.monotonic() < self._retry_at:
             return None
         try:
-            self._conn = audit_rows.connect(self.url)
+            self._conn = audit_rows.connect(self.url, prepare=self.prepare)
         except psycopg2.Error as exc:
             self._lost_connection(exc)
             return None

@@ -5,19 +5,32 @@ A batch is sent as one ``EXECUTE`` of a statement prepared once per connection,
 takes any batch size and Postgres parses and plans the INSERT once per connection, not once per batch.
 The column list and the array types come from :data:`~modelplatform.audit.tables.inferences`, and each row is the
 record's :meth:`~modelplatform.audit.records.InferenceRecord.as_params`, so a column added to both
-flows through here with no change. ``ON CONFLICT (id) DO NOTHING`` makes every write idempotent: a
-batch whose COMMIT outcome is unknown (connection lost mid-commit) is spooled and replayed safely.
+flows through here with no change. ``ON CONFLICT (id, created_at) DO NOTHING`` (the primary key: a
+partitioned table's unique key must hold the partition key) makes every write idempotent: a batch whose
+COMMIT outcome is unknown (connection lost mid-commit) is spooled and replayed, with the same
+``created_at``, safely.
+
+Behind PgBouncer in transaction mode a session's prepared statement is not there on the next
+transaction's server connection (and SQL ``PREPARE`` is not the protocol-level kind PgBouncer ≥ 1.21
+can track), so :func:`connect` with ``prepare=False`` sends the same INSERT unprepared (``INSERT_SQL``):
+parsed and planned per batch, measured in ``docs/performance.md``. Should the setting be missed, a
+connection whose ``PREPARE`` finds the statement already there, or whose ``EXECUTE`` finds it gone, falls
+back to ``INSERT_SQL`` with a WARNING instead of failing the writes.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 from sqlalchemy.dialects import postgresql
 
 from modelplatform.audit.tables import inferences
+
+log = logging.getLogger(__name__)
 
 COLUMNS: tuple[str, ...] = tuple(c.name for c in inferences.columns)
 
@@ -30,15 +43,43 @@ PREPARE_SQL = (f"PREPARE audit_insert ({', '.join(t + '[]' for t in _TYPES)}) AS
                f"SELECT * FROM unnest({', '.join(f'${i}' for i in range(1, len(COLUMNS) + 1))}) "
                f"ON CONFLICT ({_PK}) DO NOTHING")
 EXECUTE_SQL = "EXECUTE audit_insert (" + ", ".join(f"%s::{t}[]" for t in _TYPES) + ")"
+# the same statement, unprepared: for PgBouncer's transaction pooling (see the module docstring)
+INSERT_SQL = (f"INSERT INTO {inferences.name} ({', '.join(COLUMNS)}) "
+              f"SELECT * FROM unnest({', '.join(f'%s::{t}[]' for t in _TYPES)}) "
+              f"ON CONFLICT ({_PK}) DO NOTHING")
+
+
+class AuditConnection(psycopg2.extensions.connection):
+    """A psycopg2 connection that knows which INSERT to send: ``EXECUTE`` of the statement it prepared, or
+    ``INSERT_SQL`` when it was opened with ``prepare=False``."""
+
+    insert_sql: str = INSERT_SQL
 
 Row = Mapping[str, Any]
 
 
 def insert_rows(cursor: psycopg2.extensions.cursor, rows: Sequence[Row]) -> None:
-    """One INSERT of ``rows`` through the prepared statement. JSON columns are JSON text, cast by Postgres.
+    """One INSERT of ``rows`` through the connection's statement (``EXECUTE`` of the prepared one, or
+    ``INSERT_SQL``). JSON columns are JSON text, cast by Postgres.
     A column missing from a row (a spool written before the column existed) is sent as NULL: the
     database then stores it or rejects the row, like any other data error."""
-    cursor.execute(EXECUTE_SQL, [[row.get(name) for row in rows] for name in COLUMNS])
+    params = [[row.get(name) for row in rows] for name in COLUMNS]
+    statement = getattr(cursor.connection, "insert_sql", INSERT_SQL)
+    try:
+        cursor.execute(statement, params)
+    except psycopg2.errors.InvalidSqlStatementName:
+        if statement != EXECUTE_SQL:
+            raise
+        # our prepared statement is not on this server connection: a pooler in transaction mode handed us
+        # another one. Go on unprepared rather than fail every write (autocommit: nothing to roll back).
+        _unprepared(cursor.connection, "the prepared audit INSERT vanished between statements")
+        cursor.execute(INSERT_SQL, params)
+
+
+def _unprepared(conn: psycopg2.extensions.connection, why: str) -> None:
+    conn.insert_sql = INSERT_SQL
+    log.warning("%s: a connection pooler in transaction mode? Writing unprepared on this connection; set "
+                "DATABASE_POOL_MODE=transaction to skip the PREPARE (docs/operations.md)", why)
 
 
 def is_unreachable(exc: BaseException) -> bool:
@@ -61,6 +102,8 @@ def connect(url: str, *, connect_timeout: int = 3, prepare: bool = True) -> psyc
 
     Autocommit: a multi-row INSERT is one statement, so it is atomic on its own, and sending it alone
     costs one round trip instead of three (BEGIN, INSERT, COMMIT), measured in ``docs/performance.md``.
+    ``prepare``: prepare the INSERT once for this connection (direct to Postgres, or PgBouncer in session
+    mode); False behind PgBouncer's transaction pooling.
     """
     if psycopg2.extensions.get_wait_callback() is None:
         return _connect(url, connect_timeout, prepare)
@@ -86,12 +129,18 @@ def _connect(url: str, connect_timeout: int, prepare: bool) -> psycopg2.extensio
         psycopg2_dsn(url), connect_timeout=connect_timeout, application_name="modelplatform-audit",
         # notice a dead peer within ~15 s instead of the kernel's two hours
         keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=5,
+        connection_factory=AuditConnection,
     )
     try:
         conn.autocommit = True
         if prepare:
-            with conn.cursor() as cursor:
-                cursor.execute(PREPARE_SQL)
+            try:
+                with conn.cursor() as cursor:
+                    cursor.execute(PREPARE_SQL)
+            except psycopg2.errors.DuplicatePreparedStatement:
+                _unprepared(conn, "the audit INSERT was already prepared on this server connection")
+            else:
+                conn.insert_sql = EXECUTE_SQL
     except BaseException:
         conn.close()  # interrupted or failed while preparing: never leak the half-set-up session
         raise

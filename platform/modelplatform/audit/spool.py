@@ -6,8 +6,9 @@ so a file whose lock can be taken belongs to a process that is gone: any process
 and remove it. Files are created under a temporary name and renamed once locked, so a replaying
 process never sees a live file unlocked.
 
-Replay inserts with ``ON CONFLICT (id) DO NOTHING``, so replaying a file twice (a crash between the
-commit and the truncate) stores nothing twice. Rows the database rejects (a data error, not an
+Replay inserts with ``ON CONFLICT (id, created_at) DO NOTHING`` (each line keeps the row's
+``created_at``), so replaying a file twice (a crash between the commit and the truncate) stores
+nothing twice. Rows the database rejects (a data error, not an
 outage) are moved to ``rejected-<file>`` with the reason, logged, and never retried in a loop.
 """
 from __future__ import annotations

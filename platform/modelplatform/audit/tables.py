@@ -1,4 +1,11 @@
-"""SQLAlchemy Core definition of the audit tables (the schema itself changes only through Alembic)."""
+"""SQLAlchemy Core definition of the audit tables (the schema itself changes only through Alembic).
+
+``inferences`` is range-partitioned on ``created_at`` (one partition per UTC day, created ahead by
+``modelplatform db maintain``, plus a default partition; migration 0004). A unique constraint on a
+partitioned table must contain the partition key, so the primary key is ``(id, created_at)``: the
+writer's ``ON CONFLICT`` target (:mod:`modelplatform.audit.rows`) is derived from it, and a replayed
+record carries the ``created_at`` it was first written with, so a duplicate is still caught.
+"""
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -10,7 +17,7 @@ inferences = sa.Table(
     "inferences",
     metadata,
     sa.Column("id", UUID(as_uuid=False), primary_key=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("created_at", sa.DateTime(timezone=True), primary_key=True, server_default=sa.func.now()),
     sa.Column("model", sa.Text, nullable=False),
     sa.Column("version", sa.Text, nullable=False),
     sa.Column("routed_by", sa.Text, nullable=False),
@@ -29,4 +36,5 @@ inferences = sa.Table(
     sa.Index("inferences_created_at", "created_at"),
     sa.Index("inferences_model_version_created_at", "model", "version", "created_at"),
     sa.Index("inferences_request_id", "request_id"),
+    postgresql_partition_by="RANGE (created_at)",
 )

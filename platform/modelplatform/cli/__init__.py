@@ -11,12 +11,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from modelplatform.cli import ab_report_command, check_config_command, db_command, demo_command, publish_command
-from modelplatform.cli import replay_command
+from modelplatform.cli import ab_report_command, check_config_command, db_command, demo_command, export_command, \
+    publish_command, replay_command
 
 # one entry per command module; each adds its sub-parser and sets ``handler``
-COMMANDS = [db_command, publish_command, check_config_command, ab_report_command, demo_command]
-COMMANDS.append(replay_command)
+COMMANDS = [db_command, publish_command, check_config_command, ab_report_command, demo_command, export_command,
+            replay_command]
 
 
 def build_parser() -> argparse.ArgumentParser:
