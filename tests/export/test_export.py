@@ -6,6 +6,7 @@ import fcntl
 import os
 import pty
 import random
+import re
 import struct
 import subprocess
 import sys
@@ -123,6 +124,17 @@ def test_an_export_read_with_duckdb_has_the_same_counts_and_sums_as_postgres(
     micros = (sample.created_at - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
     assert row[0] == sample.id and row[1] == micros and row[4] == "TIMESTAMP WITH TIME ZONE"
     assert row[2] == '{"note": "' + sample.input_json.split('"note": "')[1].split('"')[0] + '", "vehicle": "van"}'
+
+    # the README's DuckDB query, as written, over this export: the same figures as Postgres
+    (readme_query,) = re.findall(r"```sql duckdb\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    readme_query = readme_query.replace("warehouse/inferences/", f"{tmp_path / 'exports'}/")
+    got = {(str(d), v): (n, round(avg, 6)) for d, v, n, avg in duckdb.connect().execute(readme_query).fetchall()}
+    with clean_db.connect() as conn:
+        want = {(d, v): (n, round(float(avg), 6)) for d, v, n, avg in conn.execute(sa.text(
+            "select to_char(created_at at time zone 'UTC', 'YYYY-MM-DD'), version, count(*), "
+            "avg((output->>'premium')::numeric) from inferences where model = 'auto_pricing' and status = 'ok' "
+            "group by 1, 2"))}
+    assert got == want and len(got) == 6
 
 
 def test_a_rerun_replaces_exactly_its_day(clean_db: sa.Engine, database_url: str, bucket: str, tmp_path: Path) -> None:
