@@ -197,6 +197,10 @@ class GroupCommitAuditLog:
                 elif self._exit_if_idle():
                     return
                 continue
+            # let every request that is ready to run reach its record() before the batch is cut: under
+            # gevent the writer is woken by the first record, before the other greenlets of this loop turn
+            # have queued theirs (one switch when nobody else is ready; under threads, a GIL hand-over)
+            time.sleep(0)
             batch: list[_Pending] = []
             stop = False
             while True:
