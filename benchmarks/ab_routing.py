@@ -15,8 +15,9 @@ from types import MappingProxyType
 
 from modelplatform.config import ABTest, ModelSpec
 from modelplatform.registry import RegisteredModel
-from modelplatform.routing import ABRouter, DefaultRouter, Route
-from modelplatform.shadow import ShadowCall, ShadowDispatcher
+from modelplatform.inference import Route, ShadowCall
+from modelplatform.routing import ABRouter, DefaultRouter
+from modelplatform.shadow import ShadowDispatcher
 
 BODY = {"customer_id": "c-123456", "vehicle": "suv", "driver_age": 40, "annual_km": 12000}
 

@@ -15,9 +15,6 @@ class DiscardingAuditLog:
     def record(self, record: InferenceRecord) -> None:
         record.as_params()
 
-    def ping(self) -> bool:
-        return True
-
     def health(self) -> AuditHealth:
         return AuditHealth(database=True, spool_depth=0, can_record=True)
 

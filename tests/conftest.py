@@ -109,9 +109,11 @@ def store(s3_endpoint: str) -> S3ModelStore:
 
 
 @pytest.fixture
-def platform(store: S3ModelStore, clean_db: sa.Engine, database_url: str, tmp_path: Path) -> Platform:
-    """Publish models, write a config, build apps through the real factory."""
-    return Platform(store=store, engine=clean_db, database_url=database_url, workdir=tmp_path)
+def platform(store: S3ModelStore, clean_db: sa.Engine, database_url: str, tmp_path: Path) -> Iterator[Platform]:
+    """Publish models, write a config, build apps through the real factory (all closed at the end)."""
+    built = Platform(store=store, engine=clean_db, database_url=database_url, workdir=tmp_path)
+    yield built
+    built.close()
 
 
 DATA = Path(__file__).parent / "data"

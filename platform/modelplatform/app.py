@@ -22,12 +22,11 @@ from modelplatform.config import load_config
 from modelplatform.dataplane import DataPlane
 from modelplatform.errors import StartupError
 from modelplatform.host_artifacts import CachedArtifacts
-from modelplatform.http import context, docs, health, models, observe, openapi, problems
+from modelplatform.http import DATAPLANE, context, docs, health, models, observe, openapi, problems
 from modelplatform.metrics import MeteredAuditLog, Metrics
 from modelplatform.registry import Registry, load_registry
 from modelplatform.routing import ABRouter
 from modelplatform.settings import POOL_MODE_SESSION, Settings
-from modelplatform.shadow import ShadowDispatcher
 
 if TYPE_CHECKING:
     from modelplatform.store import S3ModelStore
@@ -38,7 +37,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None, *, store: S3ModelStore | None = None,
                audit: AuditLog | None = None, registry: Registry | None = None) -> Flask:
     """Build the service: read settings (environment by default), load and verify every active model
-    version, and serve them.
+    version, and serve them. :func:`close_app` releases what it started.
 
     Collaborators may be passed in instead of built from ``settings``: ``store`` (where cache misses are
     downloaded from), ``audit`` (where inference records go; else the group-commit writer on
@@ -51,35 +50,30 @@ def create_app(settings: Settings | None = None, *, store: S3ModelStore | None =
     settings = settings if settings is not None else Settings.from_env()
     if audit is None and settings.database_url is None:
         raise StartupError(["DATABASE_URL is not set (postgresql://user:pass@host/db), and no audit log was given"])
-    api_keys = settings.api_keys
     if registry is not None:
         how = "models given to create_app"
     else:
         registry, how = _registry(settings, store)
-    if audit is None:
-        assert settings.database_url is not None
-        audit = GroupCommitAuditLog(settings.database_url, spool_dir=settings.audit_spool_dir,
-                                    prepare=settings.database_pool_mode == POOL_MODE_SESSION)
-        audit.start()  # replays spools left by a crashed process before serving
-
-    config = registry.config
-    log.info("serving %d model(s), %d version(s) from %s, config %s revision %s; %s",
-             len(registry), registry.count_versions(), settings.store or "no store", settings.config_label,
-             config.revision, how)
-
     metrics = Metrics()
     metrics.loaded(registry)
+    if audit is None:
+        assert settings.database_url is not None
+        writer = GroupCommitAuditLog(settings.database_url, spool_dir=settings.audit_spool_dir,
+                                     prepare=settings.database_pool_mode == POOL_MODE_SESSION, meter=metrics)
+        writer.start()  # replays spools left by a crashed process before serving
+        audit = writer
+
+    log.info("serving %d model(s), %d version(s) from %s, config %s revision %s; %s",
+             len(registry), registry.count_versions(), settings.store or "no store", settings.config_label,
+             registry.config.revision, how)
 
     app = Flask("modelplatform")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.extensions["modelplatform.settings"] = settings
-    plane = DataPlane(registry, MeteredAuditLog(audit, metrics), ABRouter.from_registry(registry),
-                      max_invalid_input_bytes=settings.audit_max_invalid_input_bytes,
-                      predict_timeout=settings.predict_timeout)
-    if any(model.spec.shadow for model in registry):
-        plane.shadows = ShadowDispatcher(plane.run_shadow)  # its threads start on first use, after the fork
-    app.extensions["modelplatform.dataplane"] = plane
+    app.extensions[DATAPLANE] = DataPlane(
+        registry, MeteredAuditLog(audit, metrics), ABRouter.from_registry(registry),
+        max_invalid_input_bytes=settings.audit_max_invalid_input_bytes, predict_timeout=settings.predict_timeout)
 
+    api_keys = settings.api_keys
     context.register(app, settings.max_body_bytes)
     observe.register(app, metrics)  # before auth, so refused requests are logged and counted too
     if api_keys is not None:
@@ -91,6 +85,15 @@ def create_app(settings: Settings | None = None, *, store: S3ModelStore | None =
     openapi.register(app, registry, secured=api_keys is not None)
     app.register_blueprint(docs.bp)
     return app
+
+
+def close_app(app: Flask) -> None:
+    """Release what :func:`create_app` started: the shadow workers finish what is queued (bounded), then the
+    audit writer writes its queue, stops and disconnects. Called at worker exit (``gunicorn_conf.worker_exit``)
+    and by the tests for every app they build. Idempotent; the app must not serve afterwards."""
+    plane = app.extensions.get(DATAPLANE)
+    if plane is not None:
+        plane.close()
 
 
 def _registry(settings: Settings, store: S3ModelStore | None) -> tuple[Registry, str]:

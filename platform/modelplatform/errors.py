@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from modelplatform.audit.records import InferenceSummary
+
 PROBLEM_BASE = "urn:modelplatform:problem:"
 # what a problem echoes from the request (a model name from the URL, a media type) is cut to this
 MAX_ECHO_CHARS = 80
@@ -34,7 +36,12 @@ class ModelRejected(Exception):
 
 
 class ProblemError(Exception):
-    """Base of every error that becomes a problem+json response."""
+    """Base of every error that becomes a problem+json response.
+
+    ``recorded`` is set when the request's inference was recorded before the error was raised (invalid input,
+    a rejection, a model failure, a deadline): the problem then carries its ``inference_id``, and the request's
+    log line its model, version, routing and outcome.
+    """
 
     status: ClassVar[int] = 500
     slug: ClassVar[str] = "internal-error"
@@ -42,11 +49,15 @@ class ProblemError(Exception):
     # response headers that belong to this problem (e.g. WWW-Authenticate on a 401)
     headers: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, detail: str, *, inference_id: str | None = None, **extra: Any) -> None:
+    def __init__(self, detail: str, *, recorded: InferenceSummary | None = None, **extra: Any) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.inference_id = inference_id
+        self.recorded = recorded
         self.extra = extra
+
+    @property
+    def inference_id(self) -> str | None:
+        return self.recorded.inference_id if self.recorded is not None else None
 
     @property
     def type(self) -> str:

@@ -109,9 +109,12 @@ def child_exit(server, worker) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
-def worker_exit(server, worker):  # noqa: ANN001 - gunicorn's hook signature
-    """Let the audit writer finish its queue and close its connection when a worker stops."""
+def worker_exit(server, worker) -> None:
+    """A worker stops: its app's shadow copies and audit queue are finished and its connection closed."""
+    from flask import Flask
+
+    from modelplatform.app import close_app
+
     app = getattr(worker, "wsgi", None)
-    plane = getattr(app, "extensions", {}).get("modelplatform.dataplane")
-    if plane is not None:
-        plane.audit.close()
+    if isinstance(app, Flask):  # None when the worker never booted
+        close_app(app)

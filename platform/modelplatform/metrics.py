@@ -1,4 +1,4 @@
-"""Prometheus metrics: per-inference counters and latencies, audit write latency, what is loaded.
+"""Prometheus metrics: per-inference counters and latencies, the audit writer and its spool, what is loaded.
 
 One :class:`Metrics` per app, on its own ``CollectorRegistry`` (several apps in one process, as in
 the tests, never collide). Under gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` is set by
@@ -15,8 +15,8 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess
 
-from modelplatform import logs
 from modelplatform.audit import AuditLog, InferenceRecord
+from modelplatform.audit.base import AuditHealth
 from modelplatform.registry import Registry
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -43,6 +43,28 @@ class Metrics:
         self.audit_failures = Counter(
             "modelplatform_audit_write_failures", "Inference records that could not be stored (answered 503)",
             registry=r)
+        # what the group-commit writer reports (AuditMeter): batches, rows the database refused, the spool
+        self.audit_batches = Counter(
+            "modelplatform_audit_batches", "Batches the audit writer committed (one INSERT each)", registry=r)
+        self.audit_rows_committed = Counter(
+            "modelplatform_audit_rows_committed", "Rows committed by the audit writer's batches (rows per batch: "
+            "this / modelplatform_audit_batches_total)", registry=r)
+        self.audit_rows_rejected = Counter(
+            "modelplatform_audit_rows_rejected", "Rows the database refused as data errors (answered 503, not spooled)",
+            registry=r)
+        # "livesum": the records waiting in the spools of the live workers (a dead worker's file is replayed by the
+        # next process that starts, and is counted again only then)
+        self.spool_depth = Gauge(
+            "modelplatform_audit_spool_depth", "Records in the local outage spool, not yet replayed into Postgres",
+            multiprocess_mode="livesum", registry=r)
+        self.spooled = Counter(
+            "modelplatform_audit_spooled", "Records written to the outage spool while Postgres was unreachable",
+            registry=r)
+        self.spool_replayed = Counter(
+            "modelplatform_audit_spool_replayed", "Spooled records replayed into Postgres", registry=r)
+        self.spool_dead_lettered = Counter(
+            "modelplatform_audit_spool_rejected", "Spooled records the database refused at replay, kept in the "
+            "spool directory's rejected-*.jsonl files (look at them)", registry=r)
         self.http_requests = Counter(
             "modelplatform_http_requests", "HTTP requests by route template, method and status",
             ["endpoint", "method", "status"], registry=r)
@@ -84,6 +106,23 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
+    # -- modelplatform.audit.base.AuditMeter: called by the audit writer (its thread or greenlet) ---------------
+
+    def batch_committed(self, rows: int, rejected: int) -> None:
+        self.audit_batches.inc()
+        self.audit_rows_committed.inc(rows - rejected)
+        if rejected:
+            self.audit_rows_rejected.inc(rejected)
+
+    def spool_changed(self, depth: int, *, spooled: int = 0, replayed: int = 0, dead_lettered: int = 0) -> None:
+        self.spool_depth.set(depth)
+        if spooled:
+            self.spooled.inc(spooled)
+        if replayed:
+            self.spool_replayed.inc(replayed)
+        if dead_lettered:
+            self.spool_dead_lettered.inc(dead_lettered)
+
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type: every worker's values under gunicorn, else this app's."""
         if self.multiprocess_dir is None:
@@ -94,34 +133,29 @@ class Metrics:
 
 
 class MeteredAuditLog:
-    """An :class:`AuditLog` that times each write and counts each stored record.
+    """An :class:`AuditLog` that times each write and counts each stored record, and nothing else.
 
     Every request that reaches a model version produces exactly one record, so counting records here
     counts predictions by their real outcome without the data plane knowing about metrics.
     """
 
     def __init__(self, inner: AuditLog, metrics: Metrics) -> None:
-        self.inner = inner
-        self.metrics = metrics
+        self._inner = inner
+        self._metrics = metrics
 
     def record(self, record: InferenceRecord) -> None:
         started = time.perf_counter()
         try:
-            self.inner.record(record)
+            self._inner.record(record)
         except Exception:
-            self.metrics.audit_failures.inc()
+            self._metrics.audit_failures.inc()
             raise
         finally:
-            self.metrics.audit_write.observe(time.perf_counter() - started)
-        self.metrics.observe_record(record)
-        logs.note_inference(record)
+            self._metrics.audit_write.observe(time.perf_counter() - started)
+        self._metrics.observe_record(record)
 
-    def ping(self) -> bool:
-        return self.inner.ping()
+    def health(self) -> AuditHealth:
+        return self._inner.health()
 
     def close(self) -> None:
-        self.inner.close()
-
-    def __getattr__(self, name: str) -> Any:
-        # anything else an audit adapter offers (flush, spool status…) stays reachable
-        return getattr(self.inner, name)
+        self._inner.close()

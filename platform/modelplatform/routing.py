@@ -33,22 +33,14 @@ from typing import Any, Protocol
 import jsonpointer
 
 from modelplatform import encoding
-from modelplatform.audit.records import RoutedBy
 from modelplatform.config import ABTest
+from modelplatform.inference import Route
 from modelplatform.registry import RegisteredModel, Registry
 
 # routing keys end up in the audit table; longer keys are replaced by a digest of themselves
 MAX_ROUTING_KEY_CHARS = 256
 _HASH_PERSON = b"mp-ab-v1"  # versions the scheme: changing it would reassign every unit
 _MISSING = object()
-
-
-@dataclass(frozen=True)
-class Route:
-    version: str
-    routed_by: RoutedBy
-    experiment: str | None = None
-    routing_key: str | None = None
 
 
 class Router(Protocol):

@@ -1,8 +1,10 @@
 """Shadow traffic: copies of unpinned calls run on the ``shadow`` versions, off the response path.
 
-Each process owns one :class:`ShadowDispatcher`: a bounded queue and a few daemon worker threads,
-started on the first call that needs them in the process that serves (gunicorn forks its workers;
-a thread started before the fork would not exist in the child, so a change of pid starts afresh).
+The data plane owns one :class:`ShadowDispatcher` (when some model has shadow versions) and gives it the
+function that runs a call; the dispatcher knows nothing else of the data plane. It is a bounded queue and a
+few daemon worker threads, started on the first call that needs them in the process that serves (gunicorn
+forks its workers; a thread started before the fork would not exist in the child, so a change of pid starts
+afresh).
 
 The primary never waits for a shadow: :meth:`ShadowDispatcher.submit` only does a non-blocking put.
 Under the gevent worker these "threads" are greenlets, and the data plane runs each shadow's
@@ -15,23 +17,17 @@ running total). A shadow's outcome, whatever it is, is recorded as its own ``inf
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import queue
 import threading
 import time
-import atexit
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from modelplatform.errors import ProblemError
+from modelplatform.inference import ShadowCall
 from modelplatform.isolation import is_host_control_flow
-from modelplatform.registry import LoadedVersion
-from modelplatform.routing import Route
-
-if TYPE_CHECKING:
-    from modelplatform.dataplane import PredictRequest
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +38,7 @@ DROP_LOG_INTERVAL_S = 1.0
 CLOSE_TIMEOUT_S = 5.0
 
 
-@dataclass(frozen=True)
-class ShadowCall:
-    """One shadow version to run on a copy of the primary's request (a ``PredictRequest``)."""
-
-    loaded: LoadedVersion
-    route: Route
-    request: "PredictRequest"
-    size: int
-
-
-# runs one shadow call to completion, recording it (the data plane's ``run``)
+# runs one shadow call to completion, recording it (given by the data plane that owns the dispatcher)
 Runner = Callable[[ShadowCall], object]
 
 
@@ -105,9 +91,6 @@ class ShadowDispatcher:
                 self._count_drop(call, reason)
         return reason is None
 
-    def pending(self) -> int:
-        return self._queue.qsize()
-
     def close(self, timeout: float = CLOSE_TIMEOUT_S) -> int:
         """Stop taking calls, let the workers finish what is queued for at most ``timeout`` seconds.
 
@@ -118,6 +101,7 @@ class ShadowDispatcher:
                 return 0
             self._closed = True
             threads = self._threads if self._pid == os.getpid() else []
+        atexit.unregister(self.close)
         deadline = time.monotonic() + timeout
         for _ in threads:
             self._put_stop(deadline)

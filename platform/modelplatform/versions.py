@@ -11,15 +11,10 @@ import re
 from collections.abc import Iterable
 
 VERSION_RE = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
-PATTERN_RE = re.compile(r"^(0|[1-9][0-9]*|X)(\.(0|[1-9][0-9]*|X))*$")
 
 
 def is_version(text: str) -> bool:
     return bool(VERSION_RE.match(text))
-
-
-def is_pattern(text: str) -> bool:
-    return bool(PATTERN_RE.match(text))
 
 
 def matches(pattern: str, version: str) -> bool:

@@ -30,7 +30,6 @@ def test_unwritable_spool_during_an_outage_makes_predict_answer_503(platform: Pl
     ready = client.get("/readyz")
     assert ready.status_code == 503
     assert ready.get_json()["checks"]["database"] == "unreachable"
-    app.extensions["modelplatform.dataplane"].audit.close()
 
 
 def test_outage_with_a_spool_answers_200_and_readyz_says_degraded(platform: Platform, tmp_path: Path,
@@ -48,7 +47,6 @@ def test_outage_with_a_spool_answers_200_and_readyz_says_degraded(platform: Plat
     assert ready.get_json()["status"] == "degraded"
     assert ready.get_json()["checks"] == {"models": "ok", "database": "unreachable"}
     assert ready.get_json()["audit_spool_depth"] == 1
-    app.extensions["modelplatform.dataplane"].audit.close()
 
 
 def test_spool_can_be_turned_off(platform: Platform, payload) -> None:
@@ -56,7 +54,6 @@ def test_spool_can_be_turned_off(platform: Platform, payload) -> None:
     client = app.test_client()
     assert client.post("/models/auto_pricing/versions/1.0.0/predict", json=payload("quote_valid.json")).status_code == 503
     assert client.get("/readyz").status_code == 503
-    app.extensions["modelplatform.dataplane"].audit.close()
 
 
 def test_readyz_is_ready_with_a_reachable_database(platform: Platform) -> None:

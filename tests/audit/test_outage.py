@@ -23,6 +23,15 @@ from support.models import Pricer
 pytestmark = pytest.mark.slow
 
 
+def metric(client, name: str) -> float:
+    """One unlabelled sample of the app's ``/metrics`` (0 when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = client.get("/metrics").get_data(as_text=True)
+    return next((s.value for family in text_string_to_metric_families(text) for s in family.samples
+                 if s.name == name), 0.0)
+
+
 class Postgres:
     """A private pgserver instance that can be stopped and started."""
 
@@ -56,7 +65,6 @@ def test_postgres_stopped_mid_burst_loses_nothing_and_duplicates_nothing(private
     platform = Platform(store=store, engine=engine, database_url=private_postgres.url, workdir=tmp_path)
     platform.add("auto_pricing", {"1.0.0": Pricer("300.00", "v1")}, schemas={"1.0.0": OBJECT_SCHEMA})
     app = platform.app(AUDIT_SPOOL_DIR=tmp_path / "spool")
-    audit = app.extensions["modelplatform.dataplane"].audit
     body = payload("quote_valid.json")
 
     clients = threading.local()
@@ -73,7 +81,7 @@ def test_postgres_stopped_mid_burst_loses_nothing_and_duplicates_nothing(private
         time.sleep(1.5)  # requests keep coming while Postgres is down
         with app.test_client() as probe:
             degraded = probe.get("/readyz")
-        spooled_during_outage = audit.spool.spooled_total
+            spooled_during_outage = metric(probe, "modelplatform_audit_spooled_total")
         private_postgres.start()
         time.sleep(1.0)
     statuses = [status for status, _ in burst.results]
@@ -83,10 +91,12 @@ def test_postgres_stopped_mid_burst_loses_nothing_and_duplicates_nothing(private
     assert spooled_during_outage > 0, "no request was served from the spool"
     assert degraded.status_code == 200 and degraded.get_json()["status"] == "degraded"
 
-    deadline = time.monotonic() + 30
-    while audit.spool_depth() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert audit.spool_depth() == 0, "spool not replayed within 30 s"
+    with app.test_client() as probe:
+        deadline = time.monotonic() + 30
+        while probe.get("/readyz").get_json()["audit_spool_depth"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert probe.get("/readyz").get_json()["audit_spool_depth"] == 0, "spool not replayed within 30 s"
+        assert metric(probe, "modelplatform_audit_spool_replayed_total") >= spooled_during_outage
 
     with engine.connect() as conn:
         ids = [str(i) for i in conn.execute(sa.text("select id from inferences")).scalars()]
@@ -94,7 +104,7 @@ def test_postgres_stopped_mid_burst_loses_nothing_and_duplicates_nothing(private
     assert set(ids) == set(answered)
     with app.test_client() as probe:
         assert probe.get("/readyz").get_json()["status"] == "ready"
-    audit.close()
+    platform.close()
     engine.dispose()
 
 

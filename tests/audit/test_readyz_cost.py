@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from modelplatform.app import create_app
+from modelplatform.app import close_app, create_app
 from modelplatform.audit.group_commit import GroupCommitAuditLog
 from modelplatform.audit.readiness import DEFAULT_PROBE_INTERVAL
 from support import OBJECT_SCHEMA, Platform
@@ -69,7 +69,7 @@ def test_polling_readyz_opens_at_most_one_connection_per_probe_interval(pricing:
         assert [client.get("/readyz").status_code for _ in range(100)] == [200] * 100
         assert proxy.connections_total - before == writer_connections
     finally:
-        app.extensions["modelplatform.dataplane"].audit.close()
+        close_app(app)
 
 
 def test_readiness_turns_degraded_when_the_database_goes_away_and_ready_when_it_is_back(

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from audit_support import make_record, replay_spool_twice, row_ids
 from modelplatform.audit import rows as audit_rows
 from modelplatform.audit.spool import Spool
+from modelplatform.metrics import Metrics
 
 CRASHING_WRITER = textwrap.dedent("""
     import os, sys
@@ -82,7 +83,8 @@ def test_torn_tail_and_rejected_rows_go_to_the_rejected_file_not_in_a_loop(tmp_p
                        + b'{"id": "torn-by-a-cra')
     conn = audit_rows.connect(database_url)
     try:
-        spool = Spool(tmp_path)
+        metrics = Metrics()
+        spool = Spool(tmp_path, metrics)
         assert spool.replay(conn) == 1
         assert spool.replay(conn) == 0  # nothing left to retry
     finally:
@@ -90,7 +92,8 @@ def test_torn_tail_and_rejected_rows_go_to_the_rejected_file_not_in_a_loop(tmp_p
     assert row_ids(clean_db) == [good.id]
     assert not orphan.exists()
     rejected = [orjson.loads(line) for line in (tmp_path / f"rejected-{orphan.name}").read_bytes().splitlines()]
-    assert len(rejected) == 2 and spool.rejected_total == 2
+    assert len(rejected) == 2
+    assert metrics.registry.get_sample_value("modelplatform_audit_spool_rejected_total") == 2
     by_reason = {("inferences_status" in r["reason"], "not a complete record" in r["reason"]): r for r in rejected}
     assert bad.id in by_reason[(True, False)]["record"]
     assert by_reason[(False, True)]["record"] == '{"id": "torn-by-a-cra'

@@ -6,8 +6,6 @@ import socket
 import pytest
 from flask.testing import FlaskClient
 
-from modelplatform.app import create_app
-from modelplatform.audit.postgres import PostgresAuditLog
 from support import Platform
 from support.models import Raises
 from support.problems import assert_problem
@@ -142,13 +140,12 @@ def _closed_port_url() -> str:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    return f"postgresql+psycopg2://nobody@127.0.0.1:{port}/nothing"
+    return f"postgresql://nobody@127.0.0.1:{port}/nothing"
 
 
 def test_not_ready_and_no_answer_without_a_record_when_the_database_is_unreachable(pricing: Platform) -> None:
-    # a real adapter pointed at a port where no database listens
-    app = create_app(pricing.settings(), store=pricing.store, audit=PostgresAuditLog(_closed_port_url()))
-    client = app.test_client()
+    # the real writer pointed at a port where no database listens, without an outage spool
+    client = pricing.app(DATABASE_URL=_closed_port_url(), AUDIT_SPOOL_DIR="off").test_client()
     assert client.get("/healthz").status_code == 200
     ready = assert_problem(client.get("/readyz"), 503, "not-ready")
     assert ready["checks"]["database"] == "unreachable"

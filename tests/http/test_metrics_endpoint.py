@@ -1,7 +1,6 @@
 """``GET /metrics`` in one process: predictions by outcome, latencies, audit writes, what is loaded."""
 from __future__ import annotations
 
-import pytest
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -63,16 +62,36 @@ def test_http_requests_are_labelled_by_route_template_never_by_raw_path(client: 
     assert not any("x" * 50 in str(labels) for _, labels in found)
 
 
-def test_audit_failures_are_counted(pricing: Platform, payload, monkeypatch: pytest.MonkeyPatch) -> None:
-    app = pricing.app()
-    client = app.test_client()
-    audit = app.extensions["modelplatform.dataplane"].audit
-    # a database that refuses connections: a real failure of the real adapter, not a mock
-    from modelplatform.audit.postgres import PostgresAuditLog
-    monkeypatch.setattr(audit, "inner", PostgresAuditLog("postgresql+psycopg2://nobody@127.0.0.1:1/none"))
+def test_audit_failures_are_counted(pricing: Platform, payload) -> None:
+    # a database that refuses connections, and no spool: a real failure of the real writer, not a mock
+    client = pricing.app(DATABASE_URL="postgresql://nobody@127.0.0.1:1/none", AUDIT_SPOOL_DIR="off").test_client()
     response = client.post(PINNED, json=payload("quote_valid.json"))
     assert response.status_code == 503
     found = samples(client)
     assert value(found, "modelplatform_audit_write_failures_total") == 1
     assert value(found, "modelplatform_predictions_total", model="auto_pricing", version="1.0.0",
                  routed_by="pinned", status="ok") == 0
+
+
+def test_the_audit_writer_reports_its_batches(client: FlaskClient, payload) -> None:
+    for _ in range(3):
+        assert client.post(PINNED, json=payload("quote_valid.json")).status_code == 200
+    assert client.post(PINNED, json={"vehicle": 3}).status_code == 422
+    found = samples(client)
+    assert value(found, "modelplatform_audit_rows_committed_total") == 4
+    assert 1 <= value(found, "modelplatform_audit_batches_total") <= 4
+    assert value(found, "modelplatform_audit_rows_rejected_total") == 0
+    assert value(found, "modelplatform_audit_spool_depth") == 0
+
+
+def test_spool_depth_and_traffic_are_exported(pricing: Platform, payload, tmp_path) -> None:
+    # Postgres unreachable, a spool on disk: the records wait there, and an operator sees how many
+    client = pricing.app(DATABASE_URL="postgresql://nobody@127.0.0.1:1/none",
+                         AUDIT_SPOOL_DIR=str(tmp_path / "spool")).test_client()
+    for _ in range(2):
+        assert client.post(PINNED, json=payload("quote_valid.json")).status_code == 200
+    found = samples(client)
+    assert value(found, "modelplatform_audit_spool_depth") == 2
+    assert value(found, "modelplatform_audit_spooled_total") == 2
+    assert value(found, "modelplatform_audit_spool_replayed_total") == 0
+    assert value(found, "modelplatform_audit_batches_total") == 0

@@ -7,8 +7,8 @@ import time
 from flask import Flask
 
 from modelplatform.dataplane import DataPlane
+from modelplatform.http import DATAPLANE
 from modelplatform.routing import assign
-from modelplatform.shadow import ShadowDispatcher
 from support import Platform
 from support.models import Raises, Returns, Sleeps
 
@@ -17,7 +17,14 @@ SLEEP_S = 2.0
 
 
 def plane(app: Flask) -> DataPlane:
-    return app.extensions["modelplatform.dataplane"]
+    return app.extensions[DATAPLANE]
+
+
+def with_shadow_limits(app: Flask, **limits: int) -> DataPlane:
+    """Serve ``app`` from a data plane like its own whose shadow queue has these limits."""
+    served = plane(app)
+    app.extensions[DATAPLANE] = DataPlane(served.registry, served.audit, served.router, **limits)
+    return plane(app)
 
 
 def test_shadow_row_is_recorded_with_the_primarys_request_id_and_never_alters_the_response(
@@ -110,8 +117,7 @@ def test_under_an_ab_test_shadow_rows_carry_the_experiment_and_skip_the_arm_it_s
 
 def test_full_queue_drops_are_counted_and_logged_never_blocking(shadowed, platform: Platform, caplog) -> None:
     app = shadowed(Sleeps(0.5))
-    data_plane = plane(app)
-    data_plane.shadows = ShadowDispatcher(data_plane.run_shadow, max_queue=1)
+    data_plane = with_shadow_limits(app, shadow_max_queue=1)
     client = app.test_client()
     calls = 6
 
@@ -134,8 +140,7 @@ def test_full_queue_drops_are_counted_and_logged_never_blocking(shadowed, platfo
 
 def test_copies_over_the_byte_budget_are_dropped(shadowed, platform: Platform) -> None:
     app = shadowed(Returns(1))
-    data_plane = plane(app)
-    data_plane.shadows = ShadowDispatcher(data_plane.run_shadow, max_bytes=64)
+    data_plane = with_shadow_limits(app, shadow_max_bytes=64)
     client = app.test_client()
     assert client.post("/models/quote/predict", json={"blob": "x" * 100}).status_code == 200
     assert data_plane.shadows.dropped == 1

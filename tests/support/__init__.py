@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask
 
-from modelplatform.app import create_app
+from modelplatform.app import close_app, create_app
 from modelplatform.artifacts import sha256_hex
 from modelplatform.authoring import dumps_by_value
 from modelplatform.settings import Settings
@@ -45,6 +45,7 @@ class Platform:
     database_url: str
     workdir: Path
     config: dict[str, Any] = field(default_factory=dict)
+    apps: list[Flask] = field(default_factory=list)
 
     def add(self, name: str, models: dict[str, Any], **entry: Any) -> dict[str, Any]:
         """Publish each ``version → model`` and add the model to the config."""
@@ -82,7 +83,15 @@ class Platform:
         }
 
     def app(self, **overrides: Any) -> Flask:
-        return create_app(self.settings(**overrides), store=self.store)
+        """An app built by the real factory; closed by :meth:`close` (the ``platform`` fixture's teardown)."""
+        app = create_app(self.settings(**overrides), store=self.store)
+        self.apps.append(app)
+        return app
+
+    def close(self) -> None:
+        """Close every app built here: shadow workers and audit writers stopped, connections released."""
+        while self.apps:
+            close_app(self.apps.pop())
 
     def rows(self, where: str = "true", **params: Any) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

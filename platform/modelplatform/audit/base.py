@@ -32,11 +32,28 @@ class AuditLog(Protocol):
         then not answer as if the inference had happened.
         """
 
-    def ping(self) -> bool:
-        """True when the database can take records now."""
-
     def health(self) -> AuditHealth:
         """Database reachability, spool depth and whether records can be taken (used by ``/readyz``)."""
 
     def close(self) -> None:
-        """Release connections; called at worker exit."""
+        """Write what is queued and release connections; called when the app closes (at worker exit)."""
+
+
+class AuditMeter(Protocol):
+    """What the audit writer reports as it goes, for ``/metrics`` (:class:`~modelplatform.metrics.Metrics`)."""
+
+    def batch_committed(self, rows: int, rejected: int) -> None:
+        """A batch of ``rows`` was sent; ``rejected`` of them were refused by the database (data errors)."""
+
+    def spool_changed(self, depth: int, *, spooled: int = 0, replayed: int = 0, dead_lettered: int = 0) -> None:
+        """The outage spool now holds ``depth`` records; so many were just appended, replayed or dead-lettered."""
+
+
+class NoMeter:
+    """An :class:`AuditMeter` that reports nothing (an audit log built outside an app, as in the tests)."""
+
+    def batch_committed(self, rows: int, rejected: int) -> None:
+        pass
+
+    def spool_changed(self, depth: int, *, spooled: int = 0, replayed: int = 0, dead_lettered: int = 0) -> None:
+        pass

@@ -20,7 +20,7 @@ import psycopg2
 import psycopg2.extensions
 
 from modelplatform.audit import rows as audit_rows
-from modelplatform.audit.base import AuditHealth
+from modelplatform.audit.base import AuditHealth, AuditMeter, NoMeter
 from modelplatform.audit.readiness import DEFAULT_PROBE_INTERVAL, DatabaseReadiness
 from modelplatform.audit.records import InferenceRecord
 from modelplatform.audit.spool import Spool
@@ -62,6 +62,11 @@ class _Pending:
 
 
 _STOP = object()
+# seconds the writer (its thread or greenlet, and its one database connection) stays up with nothing to write:
+# a minute, so a service with any steady traffic never pays a reconnect (TCP, authentication, PREPARE: a few
+# ms, tens with TLS) on a request, while an idle worker gives its connection back within a minute (off-peak,
+# scale-in; docs/operations.md, "The Postgres connection budget")
+DEFAULT_IDLE_TIMEOUT = 60.0
 
 
 class GroupCommitAuditLog:
@@ -70,24 +75,23 @@ class GroupCommitAuditLog:
     other fork), and the thread exits after ``idle_timeout`` seconds with nothing to do.
 
     ``spool_dir`` None disables the spool: an outage then answers 503 (:class:`AuditUnavailable`).
-    Counters (``committed_total``, ``batches_total``, ``rejected_total``, ``failed_total``) and
-    :meth:`spool_depth` are plain attributes/methods for the metrics endpoint to read.
+    Batches committed, rows refused and the spool's depth and traffic are reported to ``meter``
+    (:class:`~modelplatform.metrics.Metrics` in an app: ``/metrics``). ``close()`` writes what is queued and
+    stops the writer; an app closes it at worker exit (:func:`modelplatform.app.close_app`).
     """
 
     def __init__(self, url: str, *, spool_dir: Path | None = None, max_batch: int = 512,
-                 wait_timeout: float = 10.0, retry_interval: float = 1.0, idle_timeout: float = 1.0,
-                 readiness_interval: float = DEFAULT_PROBE_INTERVAL, prepare: bool = True) -> None:
+                 wait_timeout: float = 10.0, retry_interval: float = 1.0, idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+                 readiness_interval: float = DEFAULT_PROBE_INTERVAL, prepare: bool = True,
+                 meter: AuditMeter | None = None) -> None:
         self.url = url
         self.prepare = prepare  # False behind PgBouncer's transaction pooling (see audit.rows)
-        self.spool = Spool(spool_dir) if spool_dir is not None else None
+        self.meter: AuditMeter = meter if meter is not None else NoMeter()
+        self.spool = Spool(spool_dir, self.meter) if spool_dir is not None else None
         self.max_batch = max_batch
         self.wait_timeout = wait_timeout
         self.retry_interval = retry_interval
         self.idle_timeout = idle_timeout
-        self.committed_total = 0
-        self.batches_total = 0
-        self.rejected_total = 0
-        self.failed_total = 0
         self._lock = threading.Lock()
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -238,9 +242,7 @@ class GroupCommitAuditLog:
             log.exception("audit writer failed on a batch")
             self._disconnect()
             for pending in batch:
-                if not pending.settled:
-                    self.failed_total += 1
-                    pending.fail()
+                pending.fail()
 
     def _write(self, batch: list[_Pending]) -> None:
         rows = [pending.record.as_params() for pending in batch]
@@ -259,11 +261,9 @@ class GroupCommitAuditLog:
 
     def _release(self, batch: list[_Pending], rejected: list[tuple[int, str]]) -> None:
         self.readiness.observe(True)
-        self.batches_total += 1
-        self.committed_total += len(batch) - len(rejected)
+        self.meter.batch_committed(len(batch), len(rejected))
         for index, reason in rejected:
             # a data error, not an outage: retrying cannot help and spooling would only defer it
-            self.rejected_total += 1
             log.error("audit row rejected by the database", extra={
                 "inference_id": batch[index].record.id, "reason": reason})
             batch[index].fail("the inference record was rejected by the audit database, so it was not answered")
@@ -272,7 +272,6 @@ class GroupCommitAuditLog:
 
     def _spool_or_fail(self, batch: list[_Pending], rows: list[audit_rows.Row]) -> None:
         if self.spool is None:
-            self.failed_total += len(batch)
             for pending in batch:
                 pending.fail()
             return
@@ -281,7 +280,6 @@ class GroupCommitAuditLog:
         except OSError as exc:
             log.error("audit spool write failed; answering 503", extra={
                 "spool_dir": str(self.spool.directory), "error": str(exc)})
-            self.failed_total += len(batch)
             for pending in batch:
                 pending.fail()
             return

@@ -37,3 +37,22 @@ class InferenceRecord:
             "error": self.error_json, "latency_ms": self.latency_ms, "request_id": self.request_id,
             "artifact_sha256": self.artifact_sha256, "api_key_id": self.api_key_id,
         }
+
+    @property
+    def summary(self) -> "InferenceSummary":
+        return InferenceSummary(self.id, self.model, self.version, self.routed_by, self.status)
+
+
+@dataclass(frozen=True)
+class InferenceSummary:
+    """What was recorded for a request, as its log line reports it (``status`` is the log's ``outcome``).
+
+    Carried up to the HTTP layer on the data plane's return value (:class:`~modelplatform.inference.Prediction`)
+    or on the error it raises (:attr:`~modelplatform.errors.ProblemError.recorded`), never through a side channel.
+    """
+
+    inference_id: str
+    model: str
+    version: str
+    routed_by: RoutedBy
+    status: Status

@@ -18,14 +18,15 @@ import logging
 import os
 import socket
 import uuid
-from itertools import islice
 from collections.abc import Sequence
+from itertools import islice
 from pathlib import Path
 
 import orjson
 import psycopg2.extensions
 
 from modelplatform.audit import rows as audit_rows
+from modelplatform.audit.base import AuditMeter, NoMeter
 from modelplatform.fsutil import fsync_dir as _fsync_dir
 
 log = logging.getLogger(__name__)
@@ -42,14 +43,13 @@ def _write_all(fd: int, data: bytes) -> None:
 
 class Spool:
     """One process's spool file plus takeover of files left by dead processes. Not thread-safe: the
-    audit writer thread is its only user (``depth`` may be read from any thread)."""
+    audit writer thread is its only user (``depth`` may be read from any thread). Every change of depth,
+    append, replay and dead letter is reported to ``meter`` (``/metrics``)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, meter: AuditMeter | None = None) -> None:
         self.directory = Path(directory)
+        self.meter: AuditMeter = meter if meter is not None else NoMeter()
         self.depth = 0  # records in this process's file, not yet replayed
-        self.spooled_total = 0
-        self.replayed_total = 0
-        self.rejected_total = 0
         self._fd: int | None = None
         self._path: Path | None = None
         self._replayed_offset = 0  # bytes of this process's file already replayed
@@ -74,7 +74,8 @@ class Spool:
             # a fork: the parent's file and lock are not ours (closing our copy keeps the parent's lock)
             if self._fd is not None:
                 os.close(self._fd)
-            self._fd, self._path, self.depth, self._pid = None, None, 0, os.getpid()
+            self._fd, self._path, self._pid = None, None, os.getpid()
+            self._set_depth(0)
             self._replayed_offset = 0
         if self._fd is None:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -107,8 +108,7 @@ class Spool:
             except OSError:
                 self._abandon()
             raise
-        self.depth += len(rows)
-        self.spooled_total += len(rows)
+        self._set_depth(self.depth + len(rows), spooled=len(rows))
 
     def has_leftovers(self) -> bool:
         """Whether the directory holds spool files other than this process's own (cheap: no locking)."""
@@ -145,7 +145,7 @@ class Spool:
             replayed += self.replay_some(conn)
         replayed += self.take_over_orphans(conn)
         if self._fd is None:
-            self.depth = 0  # a file of ours we had to abandon is unlocked, so it was taken over just now
+            self._set_depth(0)  # a file of ours we had to abandon is unlocked, so it was taken over just now
         return replayed
 
     def replay_some(self, conn: psycopg2.extensions.connection, limit: int = REPLAY_CHUNK) -> int:
@@ -160,11 +160,12 @@ class Spool:
             end = file.tell()
         replayed = self._store(conn, self._path, lines)
         self._replayed_offset = end
-        self.depth = max(self.depth - len(lines), 0)
+        depth = max(self.depth - len(lines), 0)
         if end >= os.fstat(self._fd).st_size:
             os.ftruncate(self._fd, 0)
             os.fsync(self._fd)
-            self._replayed_offset, self.depth = 0, 0
+            self._replayed_offset, depth = 0, 0
+        self._set_depth(depth)
         return replayed
 
     def take_over_orphans(self, conn: psycopg2.extensions.connection) -> int:
@@ -213,13 +214,17 @@ class Spool:
         for index, reason in rejected:
             self._dead_letter(path, orjson.dumps(rows[index]), reason)
         replayed = len(rows) - len(rejected)
-        self.replayed_total += replayed
+        self.meter.spool_changed(self.depth, replayed=replayed)
         if replayed:
             log.info("audit spool replayed %d record(s)", replayed, extra={"spool_file": str(path)})
         return replayed
 
+    def _set_depth(self, depth: int, *, spooled: int = 0) -> None:
+        self.depth = depth
+        self.meter.spool_changed(depth, spooled=spooled)
+
     def _dead_letter(self, path: Path, data: bytes, reason: str) -> None:
-        self.rejected_total += 1
+        self.meter.spool_changed(self.depth, dead_lettered=1)
         log.error("audit record rejected during spool replay; kept in the rejected file",
                   extra={"spool_file": str(path), "reason": reason})
         target = path.with_name("rejected-" + path.name)

@@ -1,10 +1,11 @@
 """Liveness and readiness."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response
 
 from modelplatform import bootstate, encoding
 from modelplatform.errors import NotReady
+from modelplatform.http import dataplane
 
 bp = Blueprint("health", __name__)
 
@@ -25,7 +26,7 @@ def readyz() -> Response:
     outage. When records can be stored nowhere (no database, no writable spool): 503.
     ``workers_failing_to_boot`` lists sibling workers retrying a failed boot (also "degraded").
     """
-    plane = current_app.extensions["modelplatform.dataplane"]
+    plane = dataplane()
     audit = plane.audit.health()
     checks = {"models": "ok", "database": "ok" if audit.database else "unreachable"}
     # sibling workers of this master retrying a failed boot: this one serves, the host has less capacity

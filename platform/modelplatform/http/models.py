@@ -3,22 +3,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, g, request
 
 from modelplatform import encoding
-from modelplatform.dataplane import DataPlane, PredictRequest
-from modelplatform.errors import BadRequest
-from modelplatform.http import payload
+from modelplatform.errors import BadRequest, ProblemError
+from modelplatform.http import dataplane, observe, payload
+from modelplatform.inference import PredictRequest
 from modelplatform.registry import LoadedVersion, RegisteredModel
 from modelplatform.routing import MAX_ROUTING_KEY_CHARS
 
 ROUTING_KEY_HEADER = "X-Routing-Key"
 
 bp = Blueprint("models", __name__)
-
-
-def _dataplane() -> DataPlane:
-    return current_app.extensions["modelplatform.dataplane"]
 
 
 def _json(document: Any, status: int = 200) -> Response:
@@ -57,17 +53,17 @@ def describe_version(loaded: LoadedVersion, model: RegisteredModel) -> dict[str,
 
 @bp.get("/models")
 def list_models() -> Response:
-    return _json({"models": [describe_model(m) for m in _dataplane().registry]})
+    return _json({"models": [describe_model(m) for m in dataplane().registry]})
 
 
 @bp.get("/models/<name>")
 def get_model(name: str) -> Response:
-    return _json(describe_model(_dataplane().registry.model(name)))
+    return _json(describe_model(dataplane().registry.model(name)))
 
 
 @bp.get("/models/<name>/versions/<version>")
 def get_version(name: str, version: str) -> Response:
-    model = _dataplane().registry.model(name)
+    model = dataplane().registry.model(name)
     return _json(describe_version(model.version(version), model))
 
 
@@ -92,13 +88,20 @@ def _routing_key() -> str | None:
 
 
 def _predict(name: str, version: str | None) -> Response:
-    plane = _dataplane()
-    plane.registry.get(name, version)  # 404 before reading a body we would not use
+    plane = dataplane()
+    # resolved once, here, and passed down: 404 before reading a body we would not use
+    model = plane.registry.model(name)
+    pinned = model.version(version) if version is not None else None
     body, raw = payload.read_json(request, g.max_body_bytes)
-    prediction = plane.predict(PredictRequest(
-        model=name, version=version, payload=body, raw_input=raw,
-        request_id=g.request_id, routing_key=_routing_key(), api_key_id=g.get("api_key_id"),
-    ))
+    try:
+        prediction = plane.predict(PredictRequest(
+            model=model, pinned=pinned, payload=body, raw_input=raw,
+            request_id=g.request_id, routing_key=_routing_key(), api_key_id=g.get("api_key_id"),
+        ))
+    except ProblemError as exc:
+        observe.note_inference(exc.recorded)  # None when nothing was recorded (e.g. 503 audit-unavailable)
+        raise
+    observe.note_inference(prediction.summary)
     response = Response(prediction.body(), status=200, mimetype="application/json")
     response.headers["X-Model-Version"] = prediction.version
     response.headers["X-Inference-ID"] = prediction.inference_id

@@ -1,4 +1,9 @@
-"""Per-request observation: one JSON log line and the HTTP metrics for every request, and ``GET /metrics``."""
+"""Per-request observation: one JSON log line and the HTTP metrics for every request, and ``GET /metrics``.
+
+The line's model, version, routing and outcome come from what the predict endpoint got back from the data
+plane (the :class:`~modelplatform.inference.Prediction`, or the error's ``recorded``), noted with
+:func:`note_inference`; requests that recorded nothing log them as null.
+"""
 from __future__ import annotations
 
 import logging
@@ -6,7 +11,7 @@ import time
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 
-from modelplatform import logs
+from modelplatform.audit.records import InferenceSummary
 from modelplatform.metrics import Metrics
 
 log = logging.getLogger("modelplatform.request")
@@ -22,6 +27,11 @@ def metrics() -> Response:
     return Response(body, content_type=content_type)
 
 
+def note_inference(summary: InferenceSummary | None) -> None:
+    """What this request recorded, for its log line (None: nothing was recorded)."""
+    g.inference = summary
+
+
 def register(app: Flask, metrics: Metrics) -> None:
     """Register after :mod:`~modelplatform.http.context`, so the request id is known."""
     app.extensions["modelplatform.metrics"] = metrics
@@ -30,7 +40,6 @@ def register(app: Flask, metrics: Metrics) -> None:
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
-        logs.start_request()
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -45,8 +54,11 @@ def register(app: Flask, metrics: Metrics) -> None:
             "status": response.status_code,
             "latency_ms": round(seconds * 1000.0, 3),
             "model": None, "version": None, "routed_by": None,
-            **logs.end_request(),
         }
+        inference: InferenceSummary | None = g.get("inference")
+        if inference is not None:
+            fields.update(model=inference.model, version=inference.version, routed_by=inference.routed_by,
+                          outcome=inference.status, inference_id=inference.inference_id)
         if g.get("api_key_id"):
             fields["api_key_id"] = g.api_key_id
         log.info("request", extra=fields)

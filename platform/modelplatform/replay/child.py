@@ -12,7 +12,7 @@ credentials). It reads frames (:mod:`modelplatform.replay.frames`) on stdin:
    already checked them: this is the second lock on the same door);
 3. then any number of JSON arrays of inputs, each answered by one JSON array of outcomes
    ``[status, output_json, error]``, classified exactly as the data plane classifies a request
-   (:meth:`modelplatform.dataplane.DataPlane.run`): ``invalid_input`` with every schema violation,
+   (the same :mod:`modelplatform.failures`): ``invalid_input`` with every schema violation,
    ``rejected`` with the ``ModelRejected`` code, ``error`` for anything else the model raises
    (``SystemExit`` included) or an output with no JSON form, else ``ok`` with the output encoded by
    :func:`modelplatform.encoding.encode_output`. An input that cannot be decoded is ``not_replayable``.
@@ -27,16 +27,12 @@ import resource
 import sys
 from typing import Any, BinaryIO
 
-from modelplatform import artifacts, encoding
+from modelplatform import artifacts, encoding, failures
 from modelplatform.errors import ModelRejected
 from modelplatform.replay.frames import pack, read_frame
 from modelplatform.validation import CompiledSchema
 
 NOT_REPLAYABLE = "not_replayable"
-# the data plane's limit (dataplane.MAX_ERROR_MESSAGE_CHARS; a test keeps them equal). Not imported:
-# dataplane pulls in the registry, the store and boto3, which would triple this process's start-up time,
-# paid again at every restart after a crash
-MAX_ERROR_MESSAGE_CHARS = 2000
 
 
 def peak_rss_kib() -> int:
@@ -53,10 +49,6 @@ def peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= MAX_ERROR_MESSAGE_CHARS else text[:MAX_ERROR_MESSAGE_CHARS] + "…"
-
-
 def classify(predictor: Any, schema: CompiledSchema, payload: Any) -> list[Any]:
     """``[status, output_json, error]`` for one input, as the data plane would record it."""
     violations = schema.violations(payload)
@@ -65,11 +57,11 @@ def classify(predictor: Any, schema: CompiledSchema, payload: Any) -> list[Any]:
     try:
         output_json = encoding.encode_output(predictor.predict(payload))
     except ModelRejected as exc:
-        return ["rejected", None, {"code": exc.code, "message": exc.message}]
+        return ["rejected", None, failures.rejected(exc)]
     except encoding.UnencodableOutput as exc:
-        return ["error", None, {"type": "UnencodableOutput", "message": _clip(str(exc))}]
+        return ["error", None, failures.unencodable(exc)]
     except BaseException as exc:  # noqa: BLE001 - foreign code: SystemExit too is this input's failure
-        return ["error", None, {"type": type(exc).__name__, "message": _clip(str(exc))}]
+        return ["error", None, failures.raised(exc)]
     return ["ok", output_json.decode(), None]
 
 
