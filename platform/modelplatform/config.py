@@ -27,6 +27,7 @@ import jsonschema_rs
 
 from modelplatform import versions
 from modelplatform.errors import StartupError
+from modelplatform.pointers import pointer
 
 CONFIG_SCHEMA_FILE = "models-config.schema.json"
 
@@ -293,8 +294,7 @@ def structural_problems(data: Any, errors: list[jsonschema.ValidationError] | No
             bad_name = error.instance if isinstance(error.instance, str) else None
             error.message = (f"{bad_name!r} is not a valid model name: use lower-case letters, digits "
                              "and underscores, starting with a letter") if bad_name else error.message
-        pointer = "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path)
-        problems.append(ConfigProblem(f"{pointer}: {error.message}", model=model))
+        problems.append(ConfigProblem(f"{pointer(path) or '/'}: {error.message}", model=model))
     return problems
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import jsonschema_rs
 
+from modelplatform.pointers import pointer
+
 MAX_MESSAGE_CHARS = 300
 TOO_DEEP = "the input is nested too deeply to be checked against the schema (the validator stops at 255 levels)"
 
@@ -25,10 +27,6 @@ class Violation:
 
     def as_dict(self) -> dict[str, str]:
         return {"path": self.path, "message": self.message}
-
-
-def to_pointer(parts: list[str | int]) -> str:
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
 def _shorten(message: str) -> str:
@@ -56,7 +54,7 @@ class CompiledSchema:
             if self._validator.is_valid(instance):
                 return []
             return [
-                Violation(to_pointer(list(error.instance_path)), _shorten(error.message))
+                Violation(pointer(error.instance_path), _shorten(error.message))
                 for error in self._validator.iter_errors(instance)
             ]
         except ValueError as exc:

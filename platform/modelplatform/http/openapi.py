@@ -14,6 +14,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app
 
 from modelplatform import encoding
+from modelplatform.pointers import child
 from modelplatform.registry import LoadedVersion, RegisteredModel, Registry
 from modelplatform.routing import MAX_ROUTING_KEY_CHARS
 
@@ -148,7 +149,7 @@ def _component_schemas(name: str, schema: Any) -> dict[str, Any]:
     def target(ref: str) -> str:
         pointer = ref[1:]
         for key, component in def_names.items():
-            prefix = "/$defs/" + key.replace("~", "~0").replace("/", "~1")
+            prefix = child("/$defs", key)
             if pointer == prefix or pointer.startswith(prefix + "/"):
                 return f"#/components/schemas/{component}{pointer[len(prefix):]}"
         return f"#/components/schemas/{name}{pointer}"

@@ -12,6 +12,7 @@ from gunicorn.http.errors import ParseException
 from modelplatform import encoding
 from modelplatform.errors import (BadRequest, MalformedBody, MalformedJSON, NumberPrecision, PayloadTooLarge,
                                   UnsupportedMediaType, echo)
+from modelplatform.pointers import child
 
 
 def _is_json_media_type(mimetype: str) -> bool:
@@ -90,9 +91,9 @@ def _inexact_numbers(document: Any) -> list[tuple[str, _Inexact]]:
         if isinstance(item, _Inexact):
             found.append((path, item))
         elif isinstance(item, dict):
-            stack.extend((v, path + "/" + k.replace("~", "~0").replace("/", "~1")) for k, v in reversed(item.items()))
+            stack.extend((v, child(path, k)) for k, v in reversed(item.items()))
         elif isinstance(item, list):
-            stack.extend((v, f"{path}/{i}") for i, v in reversed(list(enumerate(item))))
+            stack.extend((v, child(path, i)) for i, v in reversed(list(enumerate(item))))
     return found
 
 

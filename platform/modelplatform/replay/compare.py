@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelplatform.pointers import child
 
 MAX_SHOWN_CHARS = 200
 # a model whose output keys vary per row (ids as keys) would grow one statistic per key: beyond this
@@ -32,15 +33,6 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _step(pointer: str, key: str | int) -> str:
-    """``pointer`` extended by one RFC 6901 reference token."""
-    if isinstance(key, int):
-        return f"{pointer}/{key}"
-    if "~" in key or "/" in key:
-        key = key.replace("~", "~0").replace("/", "~1")
-    return f"{pointer}/{key}"
-
-
 def _is_branch(node: Any) -> bool:
     return isinstance(node, (dict, list)) and bool(node)
 
@@ -52,9 +44,9 @@ def leaves(value: Any, prefix: str = "") -> dict[str, Any]:
     while stack:
         pointer, node = stack.pop()
         if isinstance(node, dict) and node:
-            stack.extend((_step(pointer, key), child) for key, child in node.items())
+            stack.extend((child(pointer, key), value) for key, value in node.items())
         elif isinstance(node, list) and node:
-            stack.extend((_step(pointer, index), child) for index, child in enumerate(node))
+            stack.extend((child(pointer, index), value) for index, value in enumerate(node))
         else:
             found[pointer] = node
     return found
@@ -230,19 +222,19 @@ class Comparer:
             if type(b) is dict and type(c) is dict and b and c:
                 for key, value in b.items():
                     if key in c:
-                        stack.append((_step(pointer, key), value, c[key]))
+                        stack.append((child(pointer, key), value, c[key]))
                     else:
-                        self._one_side(_step(pointer, key), value, "baseline", result)
+                        self._one_side(child(pointer, key), value, "baseline", result)
                 for key, value in c.items():
                     if key not in b:
-                        self._one_side(_step(pointer, key), value, "candidate", result)
+                        self._one_side(child(pointer, key), value, "candidate", result)
             elif type(b) is list and type(c) is list and b and c:
                 common = min(len(b), len(c))
-                stack.extend((_step(pointer, i), b[i], c[i]) for i in range(common))
+                stack.extend((child(pointer, i), b[i], c[i]) for i in range(common))
                 for i in range(common, len(b)):
-                    self._one_side(_step(pointer, i), b[i], "baseline", result)
+                    self._one_side(child(pointer, i), b[i], "baseline", result)
                 for i in range(common, len(c)):
-                    self._one_side(_step(pointer, i), c[i], "candidate", result)
+                    self._one_side(child(pointer, i), c[i], "candidate", result)
             elif _is_branch(b) or _is_branch(c):
                 before, after = leaves(b, pointer), leaves(c, pointer)
                 for leaf, value in before.items():
