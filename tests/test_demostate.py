@@ -1,6 +1,7 @@
 """Finding a running demo: its state file, and the settings a command without any takes from it."""
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from modelplatform import demostate
+from modelplatform.cli.resolve import EXPLICIT_SETTINGS, resolve
 
 
 def write_state(data_dir: Path, pid: int, **overrides: str) -> demostate.DemoState:
@@ -42,22 +44,28 @@ def test_a_state_file_names_a_running_demo_only_while_its_process_lives(tmp_path
 def test_without_settings_a_command_takes_the_running_demos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     state = write_state(tmp_path / ".demo", os.getpid())
     monkeypatch.chdir(tmp_path)
+    publish = argparse.Namespace(command="publish", store=None, config=None)
     env = {"AWS_PROFILE": "prod", "PATH": "/bin"}
 
-    assert demostate.use_running_demo(env) == state
-    assert env == {"PATH": "/bin", "DATABASE_URL": state.database_url, "MODEL_STORE_URL": state.model_store_url,
-                   "MODELS_CONFIG": state.models_config, "AWS_ENDPOINT_URL": state.aws_endpoint_url,
-                   **demostate.DUMMY_AWS}
+    settings = resolve(publish, env)
+    assert settings.demo == state
+    assert (settings.database_url, settings.store_url, settings.config_path) == (
+        state.database_url, state.model_store_url, Path(state.models_config))
+    assert env == {"AWS_PROFILE": "prod", "PATH": "/bin"}  # nothing written back to the environment
+    client = settings.s3_client()  # the demo's endpoint and dummy keys, never the profile's
+    assert client.meta.endpoint_url == state.aws_endpoint_url
+    assert client._request_signer._credentials.access_key == demostate.DUMMY_AWS["AWS_ACCESS_KEY_ID"]
 
     inside = write_state(tmp_path / ".demo", os.getpid(), models_config=str(tmp_path / "config" / "models.json"))
-    env = {}
-    demostate.use_running_demo(env)
-    assert env["MODELS_CONFIG"] == "config/models.json" and inside.models_config.startswith("/")  # shorter to read
+    settings = resolve(publish, {})
+    assert settings.config_path == Path("config/models.json") and inside.models_config.startswith("/")  # shorter
 
-    mine = {"MODELS_CONFIG": "my.json"}
-    demostate.use_running_demo(mine)
-    assert mine["MODELS_CONFIG"] == "my.json"  # the user's own config wins
+    assert resolve(publish, {"MODELS_CONFIG": "my.json"}).config_path == Path("my.json")  # the user's own config wins
+    flagged = argparse.Namespace(command="publish", store=None, config="flag.json")
+    assert resolve(flagged, {"MODELS_CONFIG": "my.json"}).config_path == Path("flag.json")  # and a flag wins over it
 
-    for name in demostate.EXPLICIT_SETTINGS:  # any setting of the user's: no demo is mixed in
+    for name in EXPLICIT_SETTINGS:  # any setting of the user's: no demo is mixed in
         explicit = {name: "set"}
-        assert demostate.use_running_demo(explicit) is None and explicit == {name: "set"}
+        assert resolve(publish, explicit).demo is None and explicit == {name: "set"}
+    with_store = argparse.Namespace(command="publish", store="s3://mine/models", config=None)
+    assert resolve(with_store, {}).demo is None

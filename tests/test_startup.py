@@ -6,7 +6,7 @@ import pytest
 
 from modelplatform.config import ConfigError
 from modelplatform.errors import StartupError
-from modelplatform.settings import Settings
+from modelplatform.settings import Settings, normalize_database_url, psycopg2_dsn
 from support import Platform, publish
 from support.models import Echo, NotAModel
 
@@ -119,3 +119,11 @@ def test_settings_accept_heroku_postgres_urls_and_default_config_path() -> None:
     assert settings.store.key("m", "1.2.3") == "a/b/m/1.2.3.dill"
     assert str(settings.config_path) == "config/models.json"
     assert settings.max_body_bytes == 1024 * 1024
+
+
+@pytest.mark.parametrize("url", ["postgres://u:p@h/db?sslmode=require", "postgresql://u:p@h/db?sslmode=require",
+                                 "postgresql+psycopg2://u:p@h/db?sslmode=require"])
+def test_one_database_url_rule_for_sqlalchemy_and_for_libpq(url: str) -> None:
+    assert normalize_database_url(url) == "postgresql+psycopg2://u:p@h/db?sslmode=require"
+    assert psycopg2_dsn(url) == "postgresql://u:p@h/db?sslmode=require"
+    assert normalize_database_url(normalize_database_url(url)) == normalize_database_url(url)

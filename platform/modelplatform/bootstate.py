@@ -1,7 +1,7 @@
 """What the workers of one gunicorn master tell each other about booting, through small files.
 
-The directory is the master's per-run ``PROMETHEUS_MULTIPROC_DIR`` (created and emptied by
-``gunicorn_conf.on_starting``), so nothing outlives the run and no new setting is needed.
+The directory is the master's per-run ``PROMETHEUS_MULTIPROC_DIR`` (:func:`modelplatform.forkenv.metrics_dir`,
+created and emptied by the master at start), so nothing outlives the run and no new setting is needed.
 
 - ``worker-booted``: written by the first worker that finishes booting. Until it exists, a worker
   that cannot boot fails the deploy as gunicorn always did (a broken first start must stop); once
@@ -19,16 +19,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+from modelplatform import forkenv
+
 BOOTED = "worker-booted"
 FAILURE_PREFIX = "worker-boot-failure-"
 MAX_ERROR_CHARS = 500
-
-
-def state_dir(env: dict[str, str] | None = None) -> Path | None:
-    """The master's per-run directory, or None outside gunicorn (then nothing is recorded)."""
-    value = (os.environ if env is None else env).get(DIR_ENV)
-    return Path(value) if value else None
 
 
 def clear(directory: Path) -> None:
@@ -64,7 +59,7 @@ def clear_failure(directory: Path, pid: int) -> None:
 
 def failing_workers(directory: Path | None = None) -> list[dict[str, Any]]:
     """Workers of this master retrying their boot right now (oldest pid first); [] outside gunicorn."""
-    directory = directory if directory is not None else state_dir()
+    directory = directory if directory is not None else forkenv.metrics_dir()
     if directory is None:
         return []
     found = []

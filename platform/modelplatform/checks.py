@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -37,6 +37,13 @@ log = logging.getLogger(__name__)
 CONFIG, STORE, MODEL, EXAMPLE = "config", "store", "model", "example"
 MAX_SHOWN_JSON_CHARS = 300
 MAX_PARALLEL_LOADS = 4
+
+
+class ModelFiles(Protocol):
+    """Where the checks read a version's file: the S3 store, or (the gunicorn master's check step) the host's
+    artifact cache. Raises :class:`~modelplatform.store.ArtifactError` when it has no such file."""
+
+    def fetch(self, model: str, version: str) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,7 @@ class Report:
     store_error: str | None = None
 
 
-def check_config(path: str | Path, store: S3ModelStore | None = None, *,
+def check_config(path: str | Path, store: ModelFiles | None = None, *,
                  timeout: float = loadcheck.DEFAULT_TIMEOUT_SECONDS) -> list[Problem]:
     """Every problem with the config at ``path``; with ``store``, also every store, model and example
     problem of every active version. Without ``store``, examples are still checked against their schemas.
@@ -81,7 +88,7 @@ def check_config(path: str | Path, store: S3ModelStore | None = None, *,
     return [*report.problems, Problem(STORE, report.store_error)]
 
 
-def config_report(path: str | Path, store: S3ModelStore | None = None, *,
+def config_report(path: str | Path, store: ModelFiles | None = None, *,
                   timeout: float = loadcheck.DEFAULT_TIMEOUT_SECONDS) -> Report:
     """:func:`check_config` with the warnings, and an unusable store kept apart from the problems."""
     inspection = inspect_config(path)
@@ -127,7 +134,7 @@ def unusable_store(store: S3ModelStore) -> str | None:
     return None
 
 
-def _check_stored_version(store: S3ModelStore, spec: ModelSpec, version: str, *, timeout: float) -> list[Problem]:
+def _check_stored_version(store: ModelFiles, spec: ModelSpec, version: str, *, timeout: float) -> list[Problem]:
     try:
         data = store.fetch(spec.name, version)
     except ArtifactError as exc:

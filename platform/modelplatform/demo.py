@@ -77,6 +77,7 @@ class DemoOptions:
     data_dir: Path = demostate.DEFAULT_DATA_DIR
     s3_port: int = 0  # 0: the previous run's port when free, else any free one
     out: Callable[[str], None] = field(default=print)
+    home: Path | None = None  # the checkout (MODELPLATFORM_HOME), when not the working directory
 
 
 @dataclass(frozen=True)
@@ -118,15 +119,6 @@ def postgres(pgdata: Path) -> Iterator[str]:
         yield server.get_uri()
     finally:
         server.cleanup()
-
-
-def s3_client(aws_env: dict[str, str]) -> Any:
-    """A boto3 S3 client for the local endpoint, configured explicitly rather than through os.environ."""
-    import boto3
-
-    return boto3.client("s3", endpoint_url=aws_env["AWS_ENDPOINT_URL"], region_name=aws_env["AWS_DEFAULT_REGION"],
-                        aws_access_key_id=aws_env["AWS_ACCESS_KEY_ID"],
-                        aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"])
 
 
 def publish(store: S3ModelStore, model: str, version: str, data: bytes) -> str:
@@ -405,7 +397,7 @@ def serve(options: DemoOptions) -> int:
     from modelplatform import db, demo_s3
 
     out = options.out
-    root = db.project_root()
+    root = db.project_root(options.home)
     data_dir = options.data_dir.resolve()
     config_path = root / DEFAULT_CONFIG_PATH
     try:
@@ -434,11 +426,11 @@ def serve(options: DemoOptions) -> int:
                     raise DemoError(str(exc)) from None
             aws_env = {"AWS_ENDPOINT_URL": endpoint, **DUMMY_AWS}
             location = StoreLocation(bucket=DEMO_BUCKET, prefix=DEMO_PREFIX)
-            store = S3ModelStore(location, client=s3_client(aws_env))
+            store = S3ModelStore(location, client=demostate.s3_client(endpoint))
             out("publishing the example models")
             prepare_store(store, config, root, out)
             out("applying database migrations")
-            db.upgrade(database_url)
+            db.upgrade(database_url, home=root)
 
             log = data_dir / SERVER_LOG
             env = {**{k: v for k, v in os.environ.items() if k != "AWS_PROFILE"}, **aws_env,

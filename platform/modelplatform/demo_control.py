@@ -31,23 +31,25 @@ class DemoNotRunning(Exception):
     """No running demo was found, or it cannot be reached; the message says what to do."""
 
 
-def running_demo(data_dir: Path | None) -> demostate.DemoState:
-    """The running demo of ``data_dir`` (or the one found from here). Raises :class:`DemoNotRunning`."""
-    state = demostate.find_running(data_dir)
+def running_demo(data_dir: Path | None, home: Path | None = None) -> demostate.DemoState:
+    """The running demo of ``data_dir`` (or the one found from here, or in the checkout ``home``). Raises
+    :class:`DemoNotRunning`."""
+    state = demostate.find_running(data_dir, home=home)
     if state is None:
-        where = data_dir if data_dir is not None else " or ".join(str(d) for d in demostate.candidate_dirs())
+        where = data_dir if data_dir is not None else " or ".join(str(d) for d in demostate.candidate_dirs(home))
         raise DemoNotRunning(f"no running demo uses {where} (start it with `make demo`, or "
                              "`modelplatform demo` in the checkout)")
     return state
 
 
-def show_rows(data_dir: Path | None, limit: int = 10, out: Callable[[str], None] = print) -> int:
+def show_rows(data_dir: Path | None, limit: int = 10, out: Callable[[str], None] = print, *,
+              home: Path | None = None) -> int:
     """Print the latest ``limit`` audit rows of the running demo. Raises :class:`DemoNotRunning`."""
     import sqlalchemy as sa
 
     from modelplatform.settings import normalize_database_url
 
-    state = running_demo(data_dir)
+    state = running_demo(data_dir, home)
     engine = sa.create_engine(normalize_database_url(state.database_url))
     query = sa.text("select created_at, model, version, routed_by, experiment, status, latency_ms, output, error "
                     "from inferences order by created_at desc limit :limit")
@@ -121,7 +123,7 @@ def _readyz(base_url: str) -> dict[str, Any] | None:
         return None
 
 
-def reload(data_dir: Path | None, out: Callable[[str], None] = print, *,
+def reload(data_dir: Path | None, out: Callable[[str], None] = print, *, home: Path | None = None,
            verdict_timeout: float = VERDICT_TIMEOUT_S) -> int:
     """Reload the running demo's config (``kill -HUP`` to its gunicorn master) and report the verdict.
 
@@ -130,7 +132,7 @@ def reload(data_dir: Path | None, out: Callable[[str], None] = print, *,
     """
     import psutil
 
-    state = running_demo(data_dir)
+    state = running_demo(data_dir, home)
     config = demostate.shown_path(Path(state.models_config))
     log = Path(state.server_log)
     try:

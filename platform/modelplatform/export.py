@@ -36,8 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from modelplatform.audit.rows import psycopg2_dsn
-from modelplatform.settings import StoreLocation
+from modelplatform.settings import StoreLocation, psycopg2_dsn
 
 SCHEMA = pa.schema([
     ("id", pa.string()),

@@ -26,7 +26,6 @@ import os
 import socket
 import sys
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import gevent
@@ -35,9 +34,10 @@ from gunicorn import util
 from gunicorn.workers.ggevent import GeventWorker as _GeventWorker
 from gunicorn.workers.gthread import ThreadWorker as _GThreadWorker
 
-from modelplatform import bootstate
+from modelplatform import bootstate, forkenv
 from modelplatform.errors import RequestTimeout
 from modelplatform.isolation import HostExit
+from modelplatform.settings import Limits
 
 log = logging.getLogger("modelplatform.worker")
 
@@ -52,45 +52,6 @@ def write_problem(sock: Any, status_int: int, reason: str, mesg: str, problem_ty
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
             f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n\r\n")
     util.write_nonblock(sock, head.encode("latin-1") + body)
-
-
-# -- settings ---------------------------------------------------------------------------------------
-
-WORKER_CLASSES = {"gevent": "modelplatform.gunicorn_worker.GeventWorker",
-                  "gthread": "modelplatform.gunicorn_worker.ThreadWorker"}
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The worker's deadlines, seconds (README settings table)."""
-
-    header: float = 10.0      # WEB_HEADER_TIMEOUT: request line + headers, from the first byte (or accept)
-    body: float = 10.0        # WEB_BODY_TIMEOUT: the whole body, once the head is in; also each response write
-    keepalive: float = 5.0    # WEB_KEEPALIVE: idle time allowed between requests on one connection
-    boot_retry_max: float = 30.0  # WEB_BOOT_RETRY_MAX: longest pause between two boot attempts
-
-
-_LIMIT_VARIABLES = {"WEB_HEADER_TIMEOUT": "header", "WEB_BODY_TIMEOUT": "body", "WEB_KEEPALIVE": "keepalive",
-                    "WEB_BOOT_RETRY_MAX": "boot_retry_max"}
-
-
-def read_limits(env: dict[str, str] | os._Environ) -> tuple[Limits, list[str]]:
-    """The limits from the environment, and every problem found (``gunicorn_conf`` refuses to start on any)."""
-    values: dict[str, float] = {}
-    problems = []
-    for name, field in _LIMIT_VARIABLES.items():
-        raw = env.get(name, "").strip()
-        if not raw:
-            continue
-        try:
-            value = float(raw)
-            if not 0 < value <= 3600:
-                raise ValueError
-        except ValueError:
-            problems.append(f"{name}={raw!r}: must be a number of seconds, > 0 and ≤ 3600")
-            continue
-        values[field] = value
-    return Limits(**values), problems
 
 
 # -- boot with retry (both workers) -----------------------------------------------------------------
@@ -115,12 +76,14 @@ class _Hardened:
             # the app writes its own line per request; gunicorn would still build its access-log
             # fields for every request (the logging config makes it think a log is wanted) to drop them
             self.log.access = _no_access_log  # type: ignore[attr-defined]
-        self.limits, _ = read_limits(os.environ)  # checked by gunicorn_conf at start; defaults otherwise
+        from modelplatform.gunicorn_conf import server  # read and checked in the master; inherited at the fork
+
+        self.limits = server.limits
         self._boot_failures: Any = None
         super().init_process()  # type: ignore[misc]
 
     def load_wsgi(self) -> None:
-        directory = bootstate.state_dir()
+        directory = forkenv.metrics_dir()
         attempts, since = 0, time.time()
         while True:
             try:

@@ -4,8 +4,8 @@ Two halves, so that the process that talks to S3 never unpickles and the process
 
 - :func:`fill_cache` downloads every active version the cache lacks (one GET per missing version), verifying
   each download's sha256 before it is renamed into the cache. It never loads a model. ``python -m
-  modelplatform.host_artifacts CONFIG`` runs it as the gunicorn master's *fetch step* (a child process, so the
-  master never imports boto3) and prints a JSON report.
+  modelplatform.host_artifacts CONFIG --store URL --cache DIR`` runs it as the gunicorn master's *fetch step* (a
+  child process, so the master never imports boto3) and prints a JSON report.
 - :class:`CachedArtifacts` gives the registry the verified bytes of a version from the cache, filling a miss
   from the store when it was given one (``create_app()`` outside gunicorn), and says where they came from.
 
@@ -15,13 +15,14 @@ pinned sha256 or it is refused, naming model, version, expected and found digest
 """
 from __future__ import annotations
 
+import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelplatform import artifacts
@@ -163,7 +164,7 @@ def fill_cache(config: ModelsConfig, cache: ArtifactCache, store: Callable[[], "
     return FetchReport(fetched, tuple(problems))
 
 
-def _store_from_env() -> "S3ModelStore":
+def _deploy_store(url: str) -> "S3ModelStore":
     from botocore.config import Config
 
     from modelplatform.settings import StoreLocation
@@ -171,27 +172,28 @@ def _store_from_env() -> "S3ModelStore":
 
     # a store that cannot be reached must be reported in seconds: a deploy or a reload is waiting on it
     config = Config(connect_timeout=5, read_timeout=60, retries={"mode": "standard", "max_attempts": 3})
-    return S3ModelStore(StoreLocation.parse(os.environ.get("MODEL_STORE_URL", "")), client=make_client(config))
+    return S3ModelStore(StoreLocation.parse(url), client=make_client(config))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m modelplatform.host_artifacts CONFIG``: fill ``ARTIFACT_CACHE_DIR`` for CONFIG from
-    ``MODEL_STORE_URL``; print a :class:`FetchReport` as JSON on stdout. Exit 0 when the report was written."""
-    from modelplatform.settings import artifact_cache_dir
-
+    """``python -m modelplatform.host_artifacts CONFIG --store URL --cache DIR``: fill the artifact cache DIR for
+    CONFIG from the store URL; print a :class:`FetchReport` as JSON on stdout. Exit 0 when the report was
+    written."""
     logging.getLogger("botocore").setLevel(logging.WARNING)
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        print("usage: python -m modelplatform.host_artifacts CONFIG_PATH", file=sys.stderr)
-        return 2
+    parser = argparse.ArgumentParser(prog="python -m modelplatform.host_artifacts",
+                                     description="The gunicorn master's fetch step (prints a JSON report).")
+    parser.add_argument("config")
+    parser.add_argument("--store", required=True, help="s3://bucket/prefix")
+    parser.add_argument("--cache", type=Path, required=True, help="the host's artifact cache directory")
+    args = parser.parse_args(argv)
     try:
-        config = load_config(args[0])
+        config = load_config(args.config)
     except ConfigError:
         print(FetchReport(config_ok=False).to_json())
         return 0
     try:
-        report = fill_cache(config, ArtifactCache(artifact_cache_dir()), _store_from_env)
-    except ValueError as exc:  # MODEL_STORE_URL unusable, and something had to be downloaded
+        report = fill_cache(config, ArtifactCache(args.cache), lambda: _deploy_store(args.store))
+    except ValueError as exc:  # the store URL unusable, and something had to be downloaded
         report = FetchReport(problems=(str(exc),))
     print(report.to_json())
     return 0

@@ -1,25 +1,24 @@
 """Prometheus metrics: per-inference counters and latencies, the audit writer and its spool, what is loaded.
 
 One :class:`Metrics` per app, on its own ``CollectorRegistry`` (several apps in one process, as in
-the tests, never collide). Under gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` is set by
-``gunicorn_conf`` before any worker imports prometheus-client, so every worker writes its values to
-files there and ``/metrics`` (answered by whichever worker) adds them all up; ``child_exit`` marks a
+the tests, never collide). Under gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` is set by the master
+(:mod:`modelplatform.forkenv`) before any worker imports prometheus-client, so every worker writes its values
+to files there and ``/metrics`` (answered by whichever worker) adds them all up; ``child_exit`` marks a
 dead worker's gauges gone. Without that variable the app's own registry is exposed.
 """
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess
 
+from modelplatform import forkenv
 from modelplatform.audit import AuditLog, InferenceRecord
 from modelplatform.audit.base import AuditHealth
 from modelplatform.registry import Registry
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # predictions take from tens of microseconds (a lookup table) to seconds (a large ensemble)
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -29,7 +28,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.multiprocess_dir = os.environ.get(MULTIPROC_ENV) or None
+        self.multiprocess_dir = forkenv.metrics_dir()
         r = self.registry
         self.predictions = Counter(
             "modelplatform_predictions", "Requests that reached a model version, by outcome",
@@ -128,7 +127,7 @@ class Metrics:
         if self.multiprocess_dir is None:
             return generate_latest(self.registry), CONTENT_TYPE_LATEST
         combined = CollectorRegistry()
-        multiprocess.MultiProcessCollector(combined, path=self.multiprocess_dir)
+        multiprocess.MultiProcessCollector(combined, path=str(self.multiprocess_dir))
         return generate_latest(combined), CONTENT_TYPE_LATEST
 
 

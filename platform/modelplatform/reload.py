@@ -10,11 +10,11 @@ names, so an event-driven worker can monkey-patch ``ssl`` after the fork.
 1. settings checked (every problem listed);
 2. a snapshot of the operator's config is written to the master's runtime directory; workers only ever read
    snapshots, never the operator's file (``MODELS_CONFIG`` points at the current one);
-3. *fetch step*: ``python -m modelplatform.host_artifacts SNAPSHOT`` downloads into ``ARTIFACT_CACHE_DIR``
+3. *fetch step*: ``python -m modelplatform.host_artifacts SNAPSHOT --store URL --cache DIR`` downloads into ``ARTIFACT_CACHE_DIR``
    every active version the cache lacks (one GET each), verifying each sha256 before it is renamed into the
    cache; it never unpickles. Cached versions are not downloaded at all, so a start with the store unreachable
    serves from the cache;
-4. *check step* (``python -m modelplatform.reload SNAPSHOT``): everything ``modelplatform check-config``
+4. *check step* (``python -m modelplatform.reload SNAPSHOT --cache DIR``): everything ``modelplatform check-config``
    checks, reading the artifacts from the cache (no S3), each version loaded in a child of its own, with the
    allow-listed environment of :func:`modelplatform.childenv.loading_env`. Skipped when this host already
    checked the same config bytes with the same interpreter (a marker in the cache directory);
@@ -28,7 +28,10 @@ Any problem refuses the reload (logged with every problem) and new workers keep 
 preloaded models: a store that is unreachable, an object that changed, a model that does not load, never stop
 the host. Versions unchanged since the last config are neither downloaded nor unpickled again.
 
-``python -m modelplatform.reload PATH`` is the check step (prints JSON problems; exit 0).
+``python -m modelplatform.reload PATH --cache DIR`` is the check step (prints JSON problems; exit 0). Both
+children get what they need on their command line (the master's :class:`~modelplatform.settings.Settings`),
+never from our variables in their environment; the environment variables the master sets for its workers are
+:mod:`modelplatform.forkenv`'s.
 """
 from __future__ import annotations
 
@@ -45,19 +48,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelplatform import handoff
+from modelplatform import forkenv, handoff
 from modelplatform.childenv import loading_env
 from modelplatform.errors import StartupError
-from modelplatform.settings import CONFIG_SOURCE_ENV, DEFAULT_CONFIG_PATH, Settings
+from modelplatform.settings import Settings, config_path_from
 
 if TYPE_CHECKING:
     from modelplatform.host_artifacts import FetchReport
+    from modelplatform.runtime_dir import RuntimeDir
 
 log = logging.getLogger("modelplatform.reload")
 
-SOURCE_ENV = CONFIG_SOURCE_ENV  # the operator's file, re-read on every HUP
-SNAPSHOT_DIR_ENV = "MODELPLATFORM_CONFIG_SNAPSHOTS"
-METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 FETCH_TIMEOUT_SECONDS = 1800  # downloading every missing artifact of a config
 CHECK_TIMEOUT_SECONDS = 300
 _CHECKED_DIR = "checked"
@@ -87,13 +88,13 @@ def on_starting() -> None:
     """Master start: steps 1–5. Raises ``SystemExit(1)`` after logging every problem when it cannot serve."""
     from modelplatform.runtime_dir import RuntimeDir
 
-    runtime = None if os.environ.get(SNAPSHOT_DIR_ENV) and os.environ.get(METRICS_DIR_ENV) else RuntimeDir.create()
+    runtime = None if forkenv.snapshot_dir() and forkenv.metrics_dir() else RuntimeDir.create()
     state = MasterState(runtime=runtime)
     handoff.put(handoff.Prepared(master_pid=os.getpid(), config_sha256="", master=state))
     _metrics_dir(runtime)
 
-    source = Path(os.environ.get(SOURCE_ENV) or os.environ.get("MODELS_CONFIG") or DEFAULT_CONFIG_PATH)
-    os.environ[SOURCE_ENV] = str(source)
+    source = forkenv.config_source() or config_path_from(os.environ)
+    forkenv.set_config_source(source)
     try:
         settings = Settings.from_env()
         snapshot = _write_snapshot(source.read_bytes())
@@ -101,7 +102,7 @@ def on_starting() -> None:
         _refuse_start(source, exc.problems)
     except OSError as exc:
         _refuse_start(source, [f"cannot read config file {source}: {exc.strerror or exc}"])
-    os.environ["MODELS_CONFIG"] = str(snapshot)
+    forkenv.set_config(snapshot)
     log.info("serving config %s from snapshot %s", source, snapshot, extra={"config": str(source)})
 
     outcome = prepare(snapshot, settings)
@@ -117,8 +118,8 @@ def on_reload() -> bool:
     if state is None:  # on_starting never ran in this process (a test): behave as a fresh start
         state = MasterState()
         handoff.put(handoff.Prepared(master_pid=os.getpid(), config_sha256="", master=state))
-    source = Path(os.environ.get(SOURCE_ENV) or DEFAULT_CONFIG_PATH)
-    current = os.environ.get("MODELS_CONFIG")
+    source = forkenv.config_source() or config_path_from(os.environ)
+    current = forkenv.config()
     try:
         settings = Settings.from_env()
         raw = source.read_bytes()
@@ -129,10 +130,10 @@ def on_reload() -> bool:
     candidate = _write_snapshot(raw)
     outcome = prepare(candidate, settings)
     if outcome.problems:
-        if str(candidate) != current:
+        if candidate != current:
             candidate.unlink(missing_ok=True)
         return _refuse_reload(source, current, outcome.problems)
-    os.environ["MODELS_CONFIG"] = str(candidate)
+    forkenv.set_config(candidate)
     _serve(outcome.prepared, settings)
     log.info("reload accepted: %s checked, new workers serve snapshot %s", source, candidate,
              extra={"config": str(source), "snapshot": str(candidate)})
@@ -281,8 +282,9 @@ def _fetch(path: Path, settings: Settings) -> "tuple[FetchReport | None, list[st
     """The fetch step, in a child with S3 access: its report (None if the child failed) and its problems."""
     from modelplatform.host_artifacts import FetchReport
 
-    out = _child_json([sys.executable, "-m", "modelplatform.host_artifacts", str(path)], _fetch_env(settings),
-                      FETCH_TIMEOUT_SECONDS, "fetching the artifacts")
+    argv = [sys.executable, "-m", "modelplatform.host_artifacts", str(path), "--store", str(settings.store),
+            "--cache", str(settings.artifact_cache_dir.resolve())]
+    out = _child_json(argv, _fetch_env(), FETCH_TIMEOUT_SECONDS, "fetching the artifacts")
     if isinstance(out, list):
         return None, out
     report = FetchReport.from_json(out)
@@ -290,12 +292,12 @@ def _fetch(path: Path, settings: Settings) -> "tuple[FetchReport | None, list[st
 
 
 def _check_step(path: Path, settings: Settings, report: "FetchReport") -> list[str]:
-    """The check step, in a child with only :func:`~modelplatform.childenv.loading_env` (plus
-    ``ARTIFACT_CACHE_DIR``): it reads artifacts from the cache, never from S3, and unpickles each one in a
-    further child. Versions the fetch step could not provide are left out (already reported)."""
-    env = {**loading_env(), "ARTIFACT_CACHE_DIR": str(settings.artifact_cache_dir.resolve())}
-    out = _child_json([sys.executable, "-m", "modelplatform.reload", str(path)], env, CHECK_TIMEOUT_SECONDS,
-                      "checking the config")
+    """The check step, in a child with only :func:`~modelplatform.childenv.loading_env`: it reads artifacts
+    from the cache (``--cache``), never from S3, and unpickles each one in a further child. Versions the fetch
+    step could not provide are left out (already reported)."""
+    argv = [sys.executable, "-m", "modelplatform.reload", str(path), "--cache",
+            str(settings.artifact_cache_dir.resolve())]
+    out = _child_json(argv, loading_env(), CHECK_TIMEOUT_SECONDS, "checking the config")
     if isinstance(out, list):
         return out
     present = {(f.model, f.version) for f in report.fetched}
@@ -319,13 +321,11 @@ def _child_json(argv: list[str], env: dict[str, str], timeout: float, what: str)
     return [f"{what} failed (exit {result.returncode}): {result.stderr.strip()[-2000:] or '(no output)'}"]
 
 
-def _fetch_env(settings: Settings) -> dict[str, str]:
+def _fetch_env() -> dict[str, str]:
     """The fetch step talks to S3, so it keeps the master's environment (credentials may come from any of
     boto3's variables) minus what it has no use for; it never runs model code."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in {METRICS_DIR_ENV, "DATABASE_URL", "API_KEYS", "API_KEYS_FILE"}}
-    env["ARTIFACT_CACHE_DIR"] = str(settings.artifact_cache_dir.resolve())
-    return env
+    return {k: v for k, v in os.environ.items()
+            if k not in {forkenv.METRICS_DIR, "DATABASE_URL", "API_KEYS", "API_KEYS_FILE"}}
 
 
 def _check_key(raw_config: bytes) -> str:
@@ -344,26 +344,28 @@ def _check_key(raw_config: bytes) -> str:
 
 # ---- helpers ----------------------------------------------------------------------------------------------------
 
-def _metrics_dir(runtime) -> None:
+def _metrics_dir(runtime: RuntimeDir | None) -> None:
     # Metrics from every worker are summed through files in this directory. It must be in the environment before
     # any worker imports prometheus-client (which picks its storage at import); the master imports it only in
     # child_exit, after this.
-    directory = os.environ.get(METRICS_DIR_ENV) or str(runtime.metrics_dir)
-    os.environ[METRICS_DIR_ENV] = directory
-    for name in os.listdir(directory):  # values left by a previous run would be summed with this one's
-        if name.endswith(".db"):
-            os.unlink(os.path.join(directory, name))
+    directory = forkenv.metrics_dir()
+    if directory is None:
+        assert runtime is not None  # on_starting creates one unless both directories are the operator's
+        directory = runtime.metrics_dir
+        forkenv.set_metrics_dir(directory)
+    for path in directory.glob("*.db"):  # values left by a previous run would be summed with this one's
+        path.unlink()
     # and so would a previous run's boot state: its "a worker has booted" would let this run's first,
     # broken workers retry forever instead of failing the deploy
     from modelplatform import bootstate
 
-    bootstate.clear(Path(directory))
+    bootstate.clear(directory)
 
 
 def _snapshot_dir() -> Path:
-    existing = os.environ.get(SNAPSHOT_DIR_ENV)
-    if existing:
-        return Path(existing)
+    existing = forkenv.snapshot_dir()
+    if existing is not None:
+        return existing
     prepared = handoff.current()
     runtime = prepared.master.runtime if prepared is not None and prepared.master is not None else None
     if runtime is None:
@@ -372,7 +374,7 @@ def _snapshot_dir() -> Path:
         runtime = RuntimeDir.create()
         if prepared is not None and prepared.master is not None:
             prepared.master.runtime = runtime
-    os.environ[SNAPSHOT_DIR_ENV] = str(runtime.config_dir)
+    forkenv.set_snapshot_dir(runtime.config_dir)
     return runtime.config_dir
 
 
@@ -405,20 +407,22 @@ def _refuse_reload(source: Path, current: str | None, problems: list[str]) -> bo
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The check step: print, as a JSON list, every problem ``modelplatform check-config`` finds in CONFIG with
-    the artifacts read from ``ARTIFACT_CACHE_DIR`` (a version missing there is a ``store`` problem)."""
+    the artifacts read from the artifact cache ``--cache`` (a version missing there is a ``store`` problem)."""
+    import argparse
+
     from modelplatform.artifact_cache import ArtifactCache
     from modelplatform.checks import check_config
     from modelplatform.config import inspect_config
-    from modelplatform.settings import artifact_cache_dir
     from modelplatform.store import ArtifactError
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        print("usage: python -m modelplatform.reload CONFIG_PATH", file=sys.stderr)
-        return 2
-    cache = ArtifactCache(artifact_cache_dir())
+    parser = argparse.ArgumentParser(prog="python -m modelplatform.reload",
+                                     description="The gunicorn master's check step (prints JSON problems).")
+    parser.add_argument("config")
+    parser.add_argument("--cache", type=Path, required=True, help="the host's artifact cache directory")
+    args = parser.parse_args(argv)
+    cache = ArtifactCache(args.cache)
     pinned = {(spec.name, version): spec.sha256.get(version)
-              for spec in inspect_config(args[0]).specs.values() for version in spec.active_versions}
+              for spec in inspect_config(args.config).specs.values() for version in spec.active_versions}
 
     class CacheReader:
         """What check_config asks of a store, answered from the verified cache."""
@@ -430,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise ArtifactError(model, version, f"no verified copy in the artifact cache {cache.directory}")
             return data
 
-    problems = check_config(args[0], CacheReader())  # type: ignore[arg-type]
+    problems = check_config(args.config, CacheReader())
     print(json.dumps([p.as_dict() for p in problems]))
     return 0
 

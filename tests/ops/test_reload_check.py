@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from modelplatform import reload
+from modelplatform import forkenv, reload
 from support import Platform, publish
 from support.models import Pricer
 
@@ -21,9 +21,9 @@ def master_env(platform: Platform, monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     for name, value in platform.env().items():
         monkeypatch.setenv(name, value)
     # set through monkeypatch so that on_starting's own writes are undone after the test
-    monkeypatch.setenv(reload.SOURCE_ENV, platform.env()["MODELS_CONFIG"])
-    monkeypatch.setenv(reload.SNAPSHOT_DIR_ENV, str(tmp_path / "snapshots"))
-    monkeypatch.setenv(reload.METRICS_DIR_ENV, str(tmp_path / "metrics"))
+    monkeypatch.setenv(forkenv.CONFIG_SOURCE, platform.env()["MODELS_CONFIG"])
+    monkeypatch.setenv(forkenv.SNAPSHOTS, str(tmp_path / "snapshots"))
+    monkeypatch.setenv(forkenv.METRICS_DIR, str(tmp_path / "metrics"))
     (tmp_path / "snapshots").mkdir()
     (tmp_path / "metrics").mkdir()
     yield platform
@@ -60,7 +60,7 @@ def test_reload_switches_only_to_a_checked_config(master_env: Platform, caplog: 
     source = master_env.write_config()
     reload.on_starting()
     first = Path(os.environ["MODELS_CONFIG"])
-    assert os.environ[reload.SOURCE_ENV] == str(source)
+    assert os.environ[forkenv.CONFIG_SOURCE] == str(source)
     assert first != source and first.read_bytes() == source.read_bytes()
 
     # operator writes a broken config: refused, workers keep the snapshot
@@ -88,6 +88,6 @@ def test_unreadable_source_is_refused(master_env: Platform, tmp_path: Path, monk
     master_env.write_config()
     reload.on_starting()
     before = os.environ["MODELS_CONFIG"]
-    monkeypatch.setenv(reload.SOURCE_ENV, str(tmp_path / "gone.json"))
+    monkeypatch.setenv(forkenv.CONFIG_SOURCE, str(tmp_path / "gone.json"))
     assert reload.on_reload() is False
     assert os.environ["MODELS_CONFIG"] == before

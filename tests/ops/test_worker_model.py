@@ -335,10 +335,37 @@ def test_a_worker_that_cannot_boot_after_start_is_retried_while_the_others_serve
     assert all(predict(server.url, headers=auth).status_code == 200 for _ in range(6))
 
 
-def test_a_first_boot_that_fails_still_fails_the_deploy(platform: Platform, gunicorn, tmp_path: Path) -> None:
+class LoadsEverywhereButInAWorker:
+    """Unpickles in the check step's child processes, but raises in a gunicorn worker (the master does not load
+    it with PRELOAD_MODELS=0): a boot failure that only the workers can meet."""
+
+    def __init__(self) -> None:
+        self.tag = "v1"  # some state, so that unpickling calls __setstate__
+
+    def __setstate__(self, state: dict) -> None:
+        import sys
+
+        if "gunicorn.arbiter" in sys.modules:
+            raise RuntimeError("this model does not load in a gunicorn worker")
+        self.__dict__.update(state)
+
+    def predict(self, payload: dict) -> dict:
+        return payload
+
+
+def test_a_first_boot_that_fails_still_fails_the_deploy(platform: Platform, gunicorn) -> None:
+    platform.add("auto_pricing", {"1.0.0": LoadsEverywhereButInAWorker()})
+    with pytest.raises(AssertionError, match="exited with 3") as failed:
+        gunicorn(platform, workers=2, PRELOAD_MODELS="0")
+    assert "Worker failed to boot" in str(failed.value)
+
+
+def test_bad_api_keys_stop_the_deploy_before_any_worker(platform: Platform, gunicorn, tmp_path: Path) -> None:
+    # the master reads the app's settings, API keys included, before it forks: every problem listed at once
     platform.add("auto_pricing", {"1.0.0": Pricer("300.00", "v1")})
     keys = tmp_path / "api-keys"
     keys.write_text("not a valid entry!\n")
-    with pytest.raises(AssertionError, match="exited with 3") as failed:
+    with pytest.raises(AssertionError, match="exited with 1") as failed:
         gunicorn(platform, workers=2, API_KEYS_FILE=str(keys))
-    assert "Worker failed to boot" in str(failed.value)
+    assert "startup refused" in str(failed.value) and "API_KEYS_FILE" in str(failed.value)
+    assert "Booting worker" not in str(failed.value)

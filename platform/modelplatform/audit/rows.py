@@ -29,6 +29,8 @@ import psycopg2.extensions
 from sqlalchemy.dialects import postgresql
 
 from modelplatform.audit.tables import inferences
+# psycopg2_dsn: the one database-URL rule lives in settings (benchmarks import it from here too)
+from modelplatform.settings import psycopg2_dsn
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +88,6 @@ def is_unreachable(exc: BaseException) -> bool:
     """True when ``exc`` means "the database cannot be reached or lost the connection" (spool and retry),
     False when the database answered and rejected the rows (a data error: retrying cannot help)."""
     return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError))
-
-
-def psycopg2_dsn(url: str) -> str:
-    """libpq accepts ``postgresql://`` URLs; drop the SQLAlchemy driver suffix."""
-    for prefix in ("postgresql+psycopg2://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql://" + url[len(prefix):]
-    return url
 
 
 def connect(url: str, *, connect_timeout: int = 3, prepare: bool = True) -> psycopg2.extensions.connection:

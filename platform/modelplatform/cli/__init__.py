@@ -1,4 +1,6 @@
-"""The ``modelplatform`` command line. Each command lives in its own module with ``register(commands)``."""
+"""The ``modelplatform`` command line. Each command lives in its own module with ``register(commands)``; its
+handler is called with the parsed arguments and the :class:`~modelplatform.cli.resolve.CommandSettings`
+resolved once for it (flag > environment > running demo > default)."""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +15,8 @@ from typing import Any, TextIO
 
 from modelplatform.cli import ab_report_command, check_config_command, db_command, demo_command, export_command, \
     publish_command, replay_command
+from modelplatform.cli.resolve import CannotRun, resolve
+from modelplatform.demostate import shown_path
 
 # one entry per command module; each adds its sub-parser and sets ``handler``
 COMMANDS = [db_command, publish_command, check_config_command, ab_report_command, demo_command, export_command,
@@ -87,20 +91,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # a line per plugin at import: noise
         args = build_parser().parse_args(argv)
-        if args.command != "demo" and not getattr(args, "store", None):
-            _use_running_demo()
-        return int(args.handler(args) or 0)
-
-
-def _use_running_demo() -> None:
-    """Without settings, point the command at the demo running from this checkout, and say so on stderr
-    (stdout stays the command's own, e.g. ``--json``)."""
-    from modelplatform import demostate
-
-    demo = demostate.use_running_demo(os.environ)
-    if demo is not None:
-        print(f"modelplatform: using the demo running in {demostate.shown_path(Path(demo.data_dir))} (no "
-              "DATABASE_URL, MODEL_STORE_URL or AWS_ENDPOINT_URL set)", file=sys.stderr)
+        settings = resolve(args)
+        if settings.demo is not None:  # said on stderr: stdout stays the command's own (e.g. --json)
+            print(f"modelplatform: using the demo running in {shown_path(Path(settings.demo.data_dir))} (no "
+                  "DATABASE_URL, MODEL_STORE_URL or AWS_ENDPOINT_URL set)", file=sys.stderr)
+        try:
+            return int(args.handler(args, settings) or 0)
+        except CannotRun as exc:
+            print(f"{args.prog}: {exc}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -1,17 +1,18 @@
 """``modelplatform ab-report NAME [--since …] [--json]``: the readout of one A/B test.
 
 Reads ``DATABASE_URL`` (the ``inferences`` table, migrated to 0002 or later) and the config
-(``--config``, else ``MODELS_CONFIG``, else ``config/models.json``) for the test's weights.
+(``--config``, else ``MODELS_CONFIG``, else ``config/models.json``) for the test's weights
+(:mod:`modelplatform.cli.resolve`).
 Exit 0 with the report, 1 when no test has that name (the known ones are listed), 2 when the config,
 the database or an argument is unusable.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import datetime
 
+from modelplatform.cli.resolve import CommandSettings
 from modelplatform.settings import DEFAULT_CONFIG_PATH
 
 
@@ -24,25 +25,21 @@ def _since(text: str) -> datetime:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _report(args: argparse.Namespace) -> int:
+def _report(args: argparse.Namespace, settings: CommandSettings) -> int:
     import sqlalchemy as sa
     from sqlalchemy.exc import SQLAlchemyError
 
     from modelplatform import ab_report, encoding
     from modelplatform.config import ConfigError, load_config
-    from modelplatform.settings import normalize_database_url
 
-    url = os.environ.get("DATABASE_URL", "").strip()
-    if not url:
-        print("modelplatform ab-report: DATABASE_URL is not set", file=sys.stderr)
-        return 2
-    config_path = args.config or os.environ.get("MODELS_CONFIG", "").strip() or DEFAULT_CONFIG_PATH
+    url = settings.database()
+    config_path = settings.config_path
     try:
         config = load_config(config_path)
     except ConfigError as exc:
         print(f"modelplatform ab-report: {exc}", file=sys.stderr)
         return 2
-    engine = sa.create_engine(normalize_database_url(url), poolclass=sa.pool.NullPool,
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool,
                               connect_args={"connect_timeout": 10})
     try:
         report = ab_report.build_report(engine, config, args.name, args.since)
@@ -74,4 +71,4 @@ def register(commands: argparse._SubParsersAction) -> None:
     report.add_argument("--json", action="store_true", help="print the report as one JSON document")
     report.add_argument("--config", default=None,
                         help=f"config with the test's weights (default: $MODELS_CONFIG or {DEFAULT_CONFIG_PATH})")
-    report.set_defaults(handler=_report)
+    report.set_defaults(handler=_report, prog=report.prog)

@@ -9,32 +9,23 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 
 from modelplatform import loadcheck
+from modelplatform.cli.resolve import CommandSettings
 from modelplatform.settings import DEFAULT_CONFIG_PATH
 
 
-def _check(args: argparse.Namespace) -> int:
+def _check(args: argparse.Namespace, settings: CommandSettings) -> int:
     logging.getLogger("botocore").setLevel(logging.WARNING)  # its credential/endpoint notes are noise here
     from modelplatform.checks import conditional_write_problems, config_report
-    from modelplatform.settings import StoreLocation
-    from modelplatform.store import S3ModelStore
 
-    path = args.path or os.environ.get("MODELS_CONFIG", "").strip() or DEFAULT_CONFIG_PATH
+    path = settings.config_path
     store = None
     if not args.no_store:
-        store_url = args.store or os.environ.get("MODEL_STORE_URL", "").strip()
-        if not store_url:
-            print("modelplatform check-config: no store; set MODEL_STORE_URL, pass --store s3://bucket/prefix, "
-                  "or pass --no-store to check only the config and the examples' schemas", file=sys.stderr)
-            return 2
-        try:
-            store = S3ModelStore(StoreLocation.parse(store_url))
-        except ValueError as exc:
-            print(f"modelplatform check-config: {exc}", file=sys.stderr)
-            return 2
+        store = settings.model_store(
+            "no store; set MODEL_STORE_URL, pass --store s3://bucket/prefix, or pass --no-store to check only "
+            "the config and the examples' schemas")
     report = config_report(path, store, timeout=args.timeout)
     problems = report.problems
     if store is not None and report.store_error is None:
@@ -72,11 +63,12 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "its examples through its schema and predict; that the store honours conditional writes "
                     "(a scratch key is written twice, then deleted). Lists every problem; exits 1 if any, "
                     "2 if it could not run (e.g. the store cannot be reached).")
-    check.add_argument("path", nargs="?", help=f"config file (default: $MODELS_CONFIG or {DEFAULT_CONFIG_PATH})")
+    check.add_argument("config", nargs="?", metavar="PATH",
+                       help=f"config file (default: $MODELS_CONFIG or {DEFAULT_CONFIG_PATH})")
     check.add_argument("--store", help="s3://bucket/prefix (default: $MODEL_STORE_URL)")
     check.add_argument("--no-store", action="store_true",
                        help="skip the store, loading and predict checks (no credentials needed)")
     check.add_argument("--json", action="store_true", help="print machine-readable problems")
     check.add_argument("--timeout", type=float, default=loadcheck.DEFAULT_TIMEOUT_SECONDS,
                        help="seconds allowed to load one version and run its examples (default: %(default)s)")
-    check.set_defaults(handler=_check)
+    check.set_defaults(handler=_check, prog=check.prog)

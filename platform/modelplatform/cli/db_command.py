@@ -4,27 +4,24 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from datetime import timedelta
 
-DEFAULT_RETENTION_FLOOR = "90d"
+from modelplatform.cli.resolve import DEFAULT_RETENTION_FLOOR, CommandSettings
+
 _KEEP = re.compile(r"^\s*(\d+)\s*([dw])\s*$")
 
 
-def _upgrade(args: argparse.Namespace) -> int:
+def _upgrade(args: argparse.Namespace, settings: CommandSettings) -> int:
     from alembic.util import CommandError
     from sqlalchemy.exc import SQLAlchemyError
 
     from modelplatform import db
 
-    url = os.environ.get("DATABASE_URL", "")
-    if not url:
-        print("modelplatform db upgrade: DATABASE_URL is not set", file=sys.stderr)
-        return 2
+    url = settings.database()
     try:
-        db.upgrade(url, args.revision)
+        db.upgrade(url, args.revision, home=settings.home)
     except CommandError as exc:  # e.g. an unknown revision
         print(f"modelplatform db upgrade: {exc}", file=sys.stderr)
         return 2
@@ -55,16 +52,12 @@ def _keep_arg(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _maintain(args: argparse.Namespace) -> int:
-    prog = "modelplatform db maintain"
-    url = os.environ.get("DATABASE_URL", "").strip()
-    if not url:
-        print(f"{prog}: DATABASE_URL is not set", file=sys.stderr)
-        return 2
+def _maintain(args: argparse.Namespace, settings: CommandSettings) -> int:
+    prog = args.prog
+    url = settings.database()
     if args.keep is not None:
-        raw_floor = os.environ.get("AUDIT_RETENTION_FLOOR", "").strip() or DEFAULT_RETENTION_FLOOR
         try:
-            floor = parse_keep(raw_floor)
+            floor = parse_keep(settings.retention_floor)
         except ValueError as exc:
             print(f"{prog}: AUDIT_RETENTION_FLOOR: {exc}", file=sys.stderr)
             return 2
@@ -80,9 +73,8 @@ def _run_maintenance(prog: str, url: str, *, keep: timedelta | None, days_ahead:
     from sqlalchemy.exc import SQLAlchemyError
 
     from modelplatform.audit import partitions
-    from modelplatform.settings import normalize_database_url
 
-    engine = sa.create_engine(normalize_database_url(url), poolclass=sa.pool.NullPool,
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool,
                               connect_args={"connect_timeout": 10, "application_name": "modelplatform-maintain"})
     try:
         report = partitions.maintain(engine, keep=keep, days_ahead=days_ahead)
@@ -118,7 +110,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     upgrade.add_argument("revision", nargs="?", default="head", help="target revision (default: head)")
     upgrade.add_argument("--maintain", action="store_true",
                          help="then create the inferences partitions ahead, as `db maintain` does (no retention)")
-    upgrade.set_defaults(handler=_upgrade, ahead=_days_ahead())
+    upgrade.set_defaults(handler=_upgrade, ahead=_days_ahead(), prog=upgrade.prog)
     maintain = actions.add_parser(
         "maintain", help="create inferences partitions ahead; with --keep, drop partitions past retention",
         description="Create the daily partitions of inferences from today through --ahead days, move rows out "
@@ -130,7 +122,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                                "(default: drop nothing)")
     maintain.add_argument("--ahead", type=int, default=_days_ahead(), metavar="DAYS",
                           help="days of partitions to keep ready after today (default: %(default)s)")
-    maintain.set_defaults(handler=_maintain)
+    maintain.set_defaults(handler=_maintain, prog=maintain.prog)
 
 
 def _days_ahead() -> int:

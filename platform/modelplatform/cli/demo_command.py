@@ -6,6 +6,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from modelplatform.cli.resolve import CommandSettings
+
 
 def _bounded_int(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
@@ -19,13 +21,14 @@ def _bounded_int(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _demo(args: argparse.Namespace, settings: CommandSettings) -> int:
     if args.action == "serve":
         from modelplatform import demo, demostate
 
         try:
             return demo.serve(demo.DemoOptions(host=args.host, port=args.port, s3_port=args.s3_port,
-                                               data_dir=args.data_dir or demostate.DEFAULT_DATA_DIR))
+                                               data_dir=args.data_dir or demostate.DEFAULT_DATA_DIR,
+                                               home=settings.home))
         except demo.DemoError as exc:
             print(f"modelplatform demo: {exc}", file=sys.stderr)
             return 2
@@ -33,8 +36,8 @@ def _demo(args: argparse.Namespace) -> int:
 
     try:
         if args.action == "rows":
-            return demo_control.show_rows(args.data_dir, args.limit)
-        return demo_control.reload(args.data_dir)
+            return demo_control.show_rows(args.data_dir, args.limit, home=settings.home)
+        return demo_control.reload(args.data_dir, home=settings.home)
     except demo_control.DemoNotRunning as exc:
         print(f"modelplatform demo {args.action}: {exc}", file=sys.stderr)
         return 2
@@ -59,4 +62,4 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="where Postgres, S3 objects and the server log are kept between runs (default: "
                              ".demo, git-ignored; rows and reload find a running demo by themselves)")
     parser.add_argument("--limit", type=_bounded_int(1, 1000), default=10, help="rows: how many rows to show (default: 10)")
-    parser.set_defaults(handler=_demo)
+    parser.set_defaults(handler=_demo, prog=parser.prog)

@@ -7,41 +7,37 @@ was exported, 2 when an argument, the database or the store is unusable (days al
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import datetime, timezone
 
 from modelplatform.cli.ab_report_command import _since as _moment  # the same ISO-or-duration argument
+from modelplatform.cli.resolve import CommandSettings
 
 PROG = "modelplatform export"
 
 
-def _export(args: argparse.Namespace) -> int:
+def _export(args: argparse.Namespace, settings: CommandSettings) -> int:
     try:
         from modelplatform import export
     except ImportError as exc:  # pyarrow: the `export` extra, not needed by the server
         print(f"{PROG}: needs pyarrow ({exc}); install it with pip install pyarrow", file=sys.stderr)
         return 2
-    import boto3
     import psycopg2
     from botocore.exceptions import BotoCoreError, ClientError
     from tqdm import tqdm
 
-    from modelplatform.settings import StoreLocation, normalize_database_url
+    from modelplatform.settings import StoreLocation
 
-    url = os.environ.get("DATABASE_URL", "").strip()
-    if not url:
-        print(f"{PROG}: DATABASE_URL is not set", file=sys.stderr)
-        return 2
+    url = settings.database()
     try:
-        location = StoreLocation.parse(args.to)
+        location = StoreLocation.parse(args.to, "--to")
         days = export.days_between(args.since, args.until or datetime.now(timezone.utc))
     except ValueError as exc:
-        print(f"{PROG}: {str(exc).replace('MODEL_STORE_URL', '--to')}", file=sys.stderr)
+        print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
-    s3 = boto3.client("s3")
+    s3 = settings.s3_client()
     try:
-        conn = export.connect(normalize_database_url(url))
+        conn = export.connect(url)
     except psycopg2.Error as exc:
         print(f"{PROG}: cannot connect to the database ({str(exc).strip().splitlines()[0]})", file=sys.stderr)
         return 2
@@ -80,4 +76,4 @@ def register(commands: argparse._SubParsersAction) -> None:
                          help="last day, included (default: today, exported as far as it goes)")
     command.add_argument("--to", required=True, metavar="S3_URL", help="s3://bucket/prefix")
     command.add_argument("--batch-rows", type=int, default=20_000, help=argparse.SUPPRESS)
-    command.set_defaults(handler=_export)
+    command.set_defaults(handler=_export, prog=command.prog)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from modelplatform import loadcheck
+from modelplatform.cli.resolve import CommandSettings
 from modelplatform.settings import DEFAULT_CONFIG_PATH
 
 # below this size an upload is quick enough that a bar is noise
@@ -32,23 +33,13 @@ def _progress(size: int) -> Iterator[Callable[[int], None] | None]:
         yield on_position
 
 
-def _publish(args: argparse.Namespace) -> int:
+def _publish(args: argparse.Namespace, settings: CommandSettings) -> int:
     logging.getLogger("botocore").setLevel(logging.WARNING)  # its credential/endpoint notes are noise here
     from modelplatform.publishing import PublishError, publish_file
-    from modelplatform.settings import StoreLocation
-    from modelplatform.store import ArtifactError, S3ModelStore, VersionExists
+    from modelplatform.store import ArtifactError, VersionExists
 
-    store_url = args.store or os.environ.get("MODEL_STORE_URL", "").strip()
-    if not store_url:
-        print("modelplatform publish: no store; set MODEL_STORE_URL or pass --store s3://bucket/prefix",
-              file=sys.stderr)
-        return 2
-    try:
-        store = S3ModelStore(StoreLocation.parse(store_url))
-    except ValueError as exc:  # a malformed store URL: the command cannot run, like a missing one
-        print(f"modelplatform publish: {exc}", file=sys.stderr)
-        return 2
-    config_path = Path(args.config or os.environ.get("MODELS_CONFIG", "").strip() or DEFAULT_CONFIG_PATH)
+    store = settings.model_store()
+    config_path = settings.config_path
     if args.add_to_config:  # before uploading, so nothing is half done
         unusable = _why_not_editable(config_path, args.model)
         if unusable:
@@ -163,4 +154,4 @@ def register(commands: argparse._SubParsersAction) -> None:
                               "the server has); check-config will still load it")
     publish.add_argument("--load-timeout", type=float, default=loadcheck.DEFAULT_TIMEOUT_SECONDS,
                          help="seconds allowed for the load check (default: %(default)s)")
-    publish.set_defaults(handler=_publish)
+    publish.set_defaults(handler=_publish, prog=publish.prog)

@@ -11,22 +11,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from modelplatform.cli.resolve import CannotRun, CommandSettings
 from modelplatform.settings import DEFAULT_CONFIG_PATH
 
 PROG = "modelplatform replay"
 DEFAULT_SINCE_DAYS = 7
 APPLICATION_NAME = "modelplatform-replay"
 EXIT_INTERRUPTED = 130
-
-
-class CannotRun(Exception):
-    """The replay cannot run; the message says why and what to do (exit 2)."""
 
 
 def _moment(text: str) -> datetime:
@@ -70,12 +66,11 @@ def _sha256(text: str) -> str:
     return value
 
 
-def _config_spec(args: argparse.Namespace) -> Any:
+def _config_spec(args: argparse.Namespace, path: Path) -> Any:
     """The model's entry in the config, None when it is not there; raises :class:`CannotRun` when the
     config is needed (no --sha256 or no --schema) and unusable."""
     from modelplatform.config import ConfigError, load_config
 
-    path = args.config or os.environ.get("MODELS_CONFIG", "").strip() or DEFAULT_CONFIG_PATH
     try:
         config = load_config(path)
     except ConfigError as exc:
@@ -85,7 +80,7 @@ def _config_spec(args: argparse.Namespace) -> Any:
     return config.models.get(args.model)
 
 
-def resolve_candidate(args: argparse.Namespace) -> tuple[str, Any, str]:
+def resolve_candidate(args: argparse.Namespace, config_path: Path) -> tuple[str, Any, str]:
     """``(sha256, schema, where the schema comes from)`` of the candidate. Raises :class:`CannotRun`."""
     from modelplatform import versions
     from modelplatform.config import ConfigError
@@ -93,7 +88,7 @@ def resolve_candidate(args: argparse.Namespace) -> tuple[str, Any, str]:
     if not versions.is_version(args.candidate):
         raise CannotRun(f"--candidate {args.candidate!r} is not a version (dotted numbers, e.g. 2.2.0)")
     try:
-        spec = _config_spec(args)
+        spec = _config_spec(args, config_path)
     except ConfigError as exc:  # pragma: no cover - _config_spec converts it
         raise CannotRun(str(exc)) from None
     pinned = spec.sha256.get(args.candidate) if spec is not None else None
@@ -136,10 +131,8 @@ def _schema_file(path: Path) -> Any:
 def _engine(url: str) -> Any:
     import sqlalchemy as sa
 
-    from modelplatform.settings import normalize_database_url
-
     # the application name shows the replay's connections in pg_stat_activity, for the operator
-    return sa.create_engine(normalize_database_url(url), poolclass=sa.pool.NullPool,
+    return sa.create_engine(url, poolclass=sa.pool.NullPool,
                             connect_args={"connect_timeout": 10, "application_name": APPLICATION_NAME})
 
 
@@ -161,18 +154,14 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
 
 
-def _fetch_verified(args: argparse.Namespace, sha256: str) -> bytes:
+def _fetch_verified(args: argparse.Namespace, settings: CommandSettings, sha256: str) -> bytes:
     from modelplatform import artifacts
-    from modelplatform.settings import StoreLocation
-    from modelplatform.store import ArtifactError, S3ModelStore
+    from modelplatform.store import ArtifactError
 
-    store_url = args.store or os.environ.get("MODEL_STORE_URL", "").strip()
-    if not store_url:
-        raise CannotRun("no store; set MODEL_STORE_URL or pass --store s3://bucket/prefix")
+    store = settings.model_store()
     try:
-        store = S3ModelStore(StoreLocation.parse(store_url))
         data = store.fetch(args.model, args.candidate)
-    except (ValueError, ArtifactError) as exc:
+    except ArtifactError as exc:
         raise CannotRun(str(exc)) from None
     try:
         artifacts.verify(args.model, args.candidate, data, sha256)
@@ -198,7 +187,7 @@ def _progress(args: argparse.Namespace, engine: Any, selection: Any) -> Any:
                 smoothing=0.1)
 
 
-def _replay(args: argparse.Namespace) -> int:
+def _replay(args: argparse.Namespace, settings: CommandSettings) -> int:
     logging.getLogger("botocore").setLevel(logging.WARNING)
     from psycopg2 import Error as DriverError
     from sqlalchemy.exc import SQLAlchemyError
@@ -209,10 +198,8 @@ def _replay(args: argparse.Namespace) -> int:
     from modelplatform.replay.run import ReplayAborted, ReplayOptions, replay
     from modelplatform.replay.source import Selection
 
-    url = os.environ.get("DATABASE_URL", "").strip()
     try:
-        if not url:
-            raise CannotRun("DATABASE_URL is not set")
+        url = settings.database()
         if args.out is not None and args.out.suffix.lower() not in (".parquet", ".csv"):
             raise CannotRun(f"--out {args.out}: the name must end in .parquet or .csv")
         if args.out is not None and not args.out.resolve().parent.is_dir():
@@ -221,11 +208,11 @@ def _replay(args: argparse.Namespace) -> int:
             args.since = datetime.now(timezone.utc) - timedelta(days=DEFAULT_SINCE_DAYS)
         if args.until is not None and args.until <= args.since:
             raise CannotRun("--until must be later than --since")
-        sha256, schema, schema_source = resolve_candidate(args)
+        sha256, schema, schema_source = resolve_candidate(args, settings.config_path)
         engine = _engine(url)
         try:
             _check_database(engine)
-            data = _fetch_verified(args, sha256)
+            data = _fetch_verified(args, settings, sha256)
             selection = Selection(model=args.model, baseline=args.baseline, since=args.since, until=args.until,
                                   sample=args.sample, limit=args.limit)
             options = ReplayOptions(
@@ -334,4 +321,4 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-restarts", type=int, default=DEFAULT_MAX_RESTARTS, metavar="N",
                         help="stop (exit 2) after the candidate's process died or hung this often "
                              "(default: %(default)s)")
-    parser.set_defaults(handler=_replay)
+    parser.set_defaults(handler=_replay, prog=parser.prog)
