@@ -9,7 +9,6 @@ runs at import time.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -19,9 +18,9 @@ from modelplatform import handoff
 from modelplatform.artifact_cache import ArtifactCache
 from modelplatform.audit import AuditLog
 from modelplatform.audit.group_commit import GroupCommitAuditLog
-from modelplatform.auth import ApiKeys
 from modelplatform.config import load_config
 from modelplatform.dataplane import DataPlane
+from modelplatform.errors import StartupError
 from modelplatform.host_artifacts import CachedArtifacts
 from modelplatform.http import context, docs, health, models, observe, openapi, problems
 from modelplatform.metrics import MeteredAuditLog, Metrics
@@ -37,24 +36,36 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, *, store: S3ModelStore | None = None,
-               audit: AuditLog | None = None) -> Flask:
+               audit: AuditLog | None = None, registry: Registry | None = None) -> Flask:
     """Build the service: read settings (environment by default), load and verify every active model
     version, and serve them.
+
+    Collaborators may be passed in instead of built from ``settings``: ``store`` (where cache misses are
+    downloaded from), ``audit`` (where inference records go; else the group-commit writer on
+    ``settings.database_url``) and ``registry`` (the models to serve, already loaded: then nothing is
+    fetched or loaded, and ``settings.config_path`` is not read).
 
     Raises :class:`~modelplatform.errors.StartupError` (a :class:`~modelplatform.config.ConfigError`
     for a broken config) naming every problem, so a bad deploy never starts serving.
     """
     settings = settings if settings is not None else Settings.from_env()
-    api_keys = ApiKeys.from_env(os.environ)
-    registry, how = _registry(settings, store)
+    if audit is None and settings.database_url is None:
+        raise StartupError(["DATABASE_URL is not set (postgresql://user:pass@host/db), and no audit log was given"])
+    api_keys = settings.api_keys
+    if registry is not None:
+        how = "models given to create_app"
+    else:
+        registry, how = _registry(settings, store)
     if audit is None:
+        assert settings.database_url is not None
         audit = GroupCommitAuditLog(settings.database_url, spool_dir=settings.audit_spool_dir,
                                     prepare=settings.database_pool_mode == POOL_MODE_SESSION)
         audit.start()  # replays spools left by a crashed process before serving
 
     config = registry.config
     log.info("serving %d model(s), %d version(s) from %s, config %s revision %s; %s",
-             len(registry), registry.count_versions(), settings.store, settings.config_label, config.revision, how)
+             len(registry), registry.count_versions(), settings.store or "no store", settings.config_label,
+             config.revision, how)
 
     metrics = Metrics()
     metrics.loaded(registry)
@@ -95,8 +106,14 @@ def _registry(settings: Settings, store: S3ModelStore | None) -> tuple[Registry,
     def the_store() -> S3ModelStore:  # built only if the cache lacks something: boto3 is slow to import
         from modelplatform.store import S3ModelStore
 
-        return store if store is not None else S3ModelStore(settings.store)
+        if store is not None:
+            return store
+        assert settings.store is not None
+        return S3ModelStore(settings.store)
 
-    source = CachedArtifacts(ArtifactCache(settings.artifact_cache_dir), store=the_store,
+    # no store at all: versions missing from the cache are refused ("no verified copy in the artifact cache")
+    source = CachedArtifacts(ArtifactCache(settings.artifact_cache_dir),
+                             store=the_store if store is not None or settings.store is not None else None,
                              origins=prepared.origins if prepared is not None else None)
-    return load_registry(config, source, location=settings.store), f"models loaded from {settings.artifact_cache_dir}"
+    registry = load_registry(config, source, location=settings.store or "")
+    return registry, f"models loaded from {settings.artifact_cache_dir}"

@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from modelplatform.audit.bounds import DEFAULT_MAX_INVALID_INPUT_BYTES
+from modelplatform.auth import ApiKeys
 from modelplatform.errors import StartupError
 
 DEFAULT_CONFIG_PATH = "config/models.json"
@@ -57,11 +58,19 @@ def normalize_database_url(url: str) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    """Validated runtime settings. See the README's settings table for each variable."""
+    """Validated runtime settings. See the README's settings table for each variable.
 
-    database_url: str
-    store: StoreLocation
-    config_path: Path
+    :meth:`from_env` reads them from the environment (the server's way). They can also be built directly in
+    code, with no environment at all: every field has a default, and ``database_url``/``store`` are needed
+    only by the parts that use them (the audit writer, a store to fill the artifact cache from), so
+    ``create_app(Settings(), audit=..., registry=...)`` builds an app from in-memory parts.
+    """
+
+    # None: no database configured (create_app then needs an ``audit`` passed in)
+    database_url: str | None = None
+    # None: no store (create_app then needs a ``registry``, or a complete artifact cache)
+    store: StoreLocation | None = None
+    config_path: Path = Path(DEFAULT_CONFIG_PATH)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     # None: no outage spool (an unreachable database answers 503)
     audit_spool_dir: Path | None = Path(DEFAULT_AUDIT_SPOOL_DIR)
@@ -75,12 +84,15 @@ class Settings:
     # seconds a model's predict may take before the call is answered 504 deadline-exceeded
     predict_timeout: float = DEFAULT_PREDICT_TIMEOUT
     database_pool_mode: str = POOL_MODE_SESSION
+    # None: the service is open; else predict and metadata need one of these keys (API_KEYS, API_KEYS_FILE)
+    api_keys: ApiKeys | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         """Read ``DATABASE_URL``, ``MODEL_STORE_URL``, ``MODELS_CONFIG``, ``MAX_BODY_BYTES``, ``AUDIT_SPOOL_DIR``,
         ``AUDIT_MAX_INVALID_INPUT_BYTES``, ``ARTIFACT_CACHE_DIR``, ``PRELOAD_MODELS``, ``PREDICT_TIMEOUT``,
-        ``DATABASE_POOL_MODE`` (and ``MODELPLATFORM_CONFIG_SOURCE``, set by the master).
+        ``DATABASE_POOL_MODE``, ``API_KEYS``, ``API_KEYS_FILE`` (and ``MODELPLATFORM_CONFIG_SOURCE``, set by the
+        master).
 
         Raises :class:`StartupError` listing every missing or malformed variable.
         """
@@ -149,6 +161,12 @@ class Settings:
             problems.append(f"DATABASE_POOL_MODE must be {POOL_MODE_SESSION!r} or {POOL_MODE_TRANSACTION!r} "
                             f"(PgBouncer pool_mode=transaction), got {pool_mode!r}")
 
+        api_keys = None
+        try:
+            api_keys = ApiKeys.from_env(env)
+        except StartupError as exc:
+            problems.extend(exc.problems)
+
         if problems:
             raise StartupError(problems)
         assert store is not None
@@ -164,6 +182,7 @@ class Settings:
             config_source=env.get(CONFIG_SOURCE_ENV, "").strip() or None,
             predict_timeout=predict_timeout,
             database_pool_mode=pool_mode,
+            api_keys=api_keys,
         )
 
     @property

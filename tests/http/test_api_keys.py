@@ -16,12 +16,10 @@ BARE_KEY = "bare-key-0123456789"
 
 
 @pytest.fixture
-def keyed(pricing: Platform, monkeypatch: pytest.MonkeyPatch, tmp_path) -> FlaskClient:
+def keyed(pricing: Platform, tmp_path) -> FlaskClient:
     keys_file = tmp_path / "keys"
     keys_file.write_text(f"# batch jobs\nbatch:b4tch-job-key-xyz\n\n{BARE_KEY}\n")
-    monkeypatch.setenv("API_KEYS", f"pricing:{PRICING_KEY}")
-    monkeypatch.setenv("API_KEYS_FILE", str(keys_file))
-    return pricing.app().test_client()
+    return pricing.app(API_KEYS=f"pricing:{PRICING_KEY}", API_KEYS_FILE=str(keys_file)).test_client()
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -123,10 +123,8 @@ def test_documented_examples_and_responses_match_what_the_server_does(documented
     assert validator_for(spec, "#/components/schemas/Problem").is_valid(problem.get_json())
 
 
-def test_with_api_keys_the_document_declares_bearer_auth_and_401s(documented: Platform,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("API_KEYS", "ci:0123456789abcdef")
-    client = documented.app().test_client()
+def test_with_api_keys_the_document_declares_bearer_auth_and_401s(documented: Platform) -> None:
+    client = documented.app(API_KEYS="ci:0123456789abcdef").test_client()
     spec = spec_of(client)  # the document itself stays open
     validate(spec)
     assert spec["components"]["securitySchemes"]["apiKey"] == {
