@@ -51,6 +51,22 @@ class Raises:
         raise RuntimeError(self.message)
 
 
+class Blocks:
+    """Answers only once ``release`` is set (or after ``timeout`` seconds): a slow model without a clock.
+    Holds a threading.Event, so it serves from memory only (``support.memory``), never from a dill file."""
+
+    def __init__(self, answer: Any = None, timeout: float = 30.0) -> None:
+        import threading
+
+        self.release = threading.Event()
+        self.answer = answer
+        self.timeout = timeout
+
+    def predict(self, payload: Any) -> Any:
+        self.release.wait(self.timeout)
+        return self.answer
+
+
 class Sleeps:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
