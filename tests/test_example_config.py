@@ -102,6 +102,7 @@ def test_2_1_1_softens_the_young_driver_load_against_2_1_0() -> None:
     assert {v: str(p) for v, p in premiums.items()} == {"2.1.0": "472.50", "2.1.1": "441.00"}
 
 
+@pytest.mark.slow
 def test_build_models_never_removes_what_a_user_added_to_the_config(tmp_path: Path) -> None:
     """Issue 12: the demo's old hint ran build_models.py, which rewrote the entry and dropped a version the
     user had published and activated, and its shadow."""

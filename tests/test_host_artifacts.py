@@ -137,6 +137,7 @@ def test_forked_workers_take_the_masters_registry_and_nobody_else_does(platform:
         handoff.put(None)
 
 
+@pytest.mark.slow
 def test_runtime_directories_of_dead_masters_are_swept(tmp_path: Path) -> None:
     live = RuntimeDir.create(tmp_path)
     code = ("import sys; from modelplatform.runtime_dir import RuntimeDir; "

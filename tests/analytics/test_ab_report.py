@@ -200,6 +200,7 @@ def test_chisquare_matches_scipy() -> None:
         assert p_value == pytest.approx(reference.pvalue, rel=1e-10)
 
 
+@pytest.mark.slow
 def test_ab_report_imports_no_statistics_library() -> None:
     """The command used to spend most of its time importing scipy for one p-value (issue 12)."""
     code = ("import sys, modelplatform.ab_report, modelplatform.cli.ab_report_command; "

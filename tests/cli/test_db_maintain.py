@@ -6,11 +6,14 @@ import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import sqlalchemy as sa
 
 from modelplatform.audit import rows as audit_rows
 from support.processes import ROOT, procfile_command
 from support.records import make_record
+
+pytestmark = pytest.mark.slow  # every test here starts a process
 
 
 def maintain(url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
