@@ -1,11 +1,10 @@
 """``GET /metrics`` in one process: predictions by outcome, latencies, audit writes, what is loaded."""
 from __future__ import annotations
 
-import pytest
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import Platform
+from support.memory import MemoryAuditLog, MemoryPlatform
 
 PINNED = "/models/auto_pricing/versions/1.0.0/predict"
 
@@ -43,12 +42,12 @@ def test_predictions_are_counted_by_model_version_status_and_routing(client: Fla
     assert value(found, "modelplatform_audit_write_failures_total") == 0
 
 
-def test_loaded_versions_and_config_revision_are_exposed(client: FlaskClient, pricing: Platform) -> None:
+def test_loaded_versions_and_config_revision_are_exposed(client: FlaskClient, pricing: MemoryPlatform) -> None:
     found = samples(client)
     assert value(found, "modelplatform_model_versions_loaded", model="auto_pricing") == 2
     revisions = [labels for (name, labels), v in found.items() if name == "modelplatform_config_info" and v == 1]
     (labels,) = revisions
-    assert dict(labels)["source"] == str(pricing.workdir / "models.json")
+    assert dict(labels)["source"] == pricing.registry().config.source
     assert len(dict(labels)["revision"]) == 12
 
 
@@ -63,16 +62,11 @@ def test_http_requests_are_labelled_by_route_template_never_by_raw_path(client: 
     assert not any("x" * 50 in str(labels) for _, labels in found)
 
 
-def test_audit_failures_are_counted(pricing: Platform, payload, monkeypatch: pytest.MonkeyPatch) -> None:
-    app = pricing.app()
-    client = app.test_client()
-    audit = app.extensions["modelplatform.dataplane"].audit
-    # a database that refuses connections: a real failure of the real adapter, not a mock
-    from modelplatform.audit.postgres import PostgresAuditLog
-    monkeypatch.setattr(audit, "inner", PostgresAuditLog("postgresql+psycopg2://nobody@127.0.0.1:1/none"))
-    response = client.post(PINNED, json=payload("quote_valid.json"))
-    assert response.status_code == 503
+def test_audit_failures_are_counted_and_nothing_else(pricing: MemoryPlatform, payload) -> None:
+    client = pricing.app(audit=MemoryAuditLog(reachable=False)).test_client()
+    assert client.post(PINNED, json=payload("quote_valid.json")).status_code == 503
     found = samples(client)
     assert value(found, "modelplatform_audit_write_failures_total") == 1
+    assert value(found, "modelplatform_audit_write_seconds_count") == 1
     assert value(found, "modelplatform_predictions_total", model="auto_pricing", version="1.0.0",
                  routed_by="pinned", status="ok") == 0
