@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -120,6 +121,18 @@ def test_an_ab_test_routes_by_the_sticky_key_the_header_wins_and_a_pin_bypasses_
     assert (pinned.version, pinned.routed_by, pinned.experiment) == ("1.0.0", "pinned", None)
     assert [(r["routed_by"], r["experiment"], r["routing_key"]) for r in memory.rows()] == [
         ("ab_test", "exp", "c1"), ("ab_test", "exp", header), ("pinned", None, header)]
+
+
+def test_an_invalid_input_under_an_ab_test_is_recorded_on_its_arm(memory: MemoryPlatform) -> None:
+    schema = {"type": "object", "required": ["vehicle"]}
+    memory.add("rollout", {"1.0.0": Echo(), "2.0.0": Echo()}, default="1.0.0", schemas={"1.X.X": schema, "2.X.X": schema},
+               ab_test={"name": "exp", "weights": WEIGHTS, "sticky_key": "/customer_id"})
+    with pytest.raises(InvalidInput):
+        memory.dataplane().predict(request("rollout", {"customer_id": "c9"}))
+    (row,) = memory.rows()
+    assert (row["status"], row["routed_by"], row["experiment"], row["routing_key"]) == (
+        "invalid_input", "ab_test", "exp", "c9")
+    assert row["version"] == assign("exp", WEIGHTS, "c9")
 
 
 # -- validation ---------------------------------------------------------------------------------------------
@@ -360,6 +373,7 @@ def test_a_failing_shadow_is_recorded_and_leaves_the_primary_untouched(shadowed,
     assert json.loads(prediction.output_json) == {"echo": {"a": 1}}
     (shadow,) = memory.wait_rows(1, routed_by="shadow")
     assert (shadow["status"], shadow["request_id"], shadow["error"]["type"]) == ("error", "req-raises", "RuntimeError")
+    assert (plane.shadows.completed, plane.shadows.failed) == (0, 1)
 
 
 def test_a_shadow_that_has_not_answered_does_not_hold_the_primary(shadowed, memory: MemoryPlatform) -> None:
@@ -368,9 +382,11 @@ def test_a_shadow_that_has_not_answered_does_not_hold_the_primary(shadowed, memo
     prediction = plane.predict(request("quote", {"a": 1}))  # returns while the shadow is still blocked
     assert json.loads(prediction.output_json) == {"echo": {"a": 1}}
     assert memory.rows(routed_by="shadow") == []
+    time.sleep(0.1)
     shadow_model.release.set()
     (shadow,) = memory.wait_rows(1, routed_by="shadow")
     assert shadow["output"] == {"late": True}
+    assert shadow["latency_ms"] >= 100  # its own time, not the primary's
 
 
 def test_shadows_get_calls_whose_primary_failed_validation(shadowed, memory: MemoryPlatform) -> None:
@@ -419,6 +435,7 @@ def test_copies_are_dropped_never_waited_for_when_the_queue_is_full(memory: Memo
     with caplog.at_level("WARNING", logger="modelplatform.shadow"):
         for i in range(calls):
             plane.predict(request("quote", {"n": i}))
+    assert memory.rows(routed_by="shadow") == []  # every primary answered while the first copy was still blocked
     # one copy running (blocked), at most one waiting: the others had no room
     dropped = plane.shadows.dropped
     assert dropped >= calls - 2

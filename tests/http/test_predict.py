@@ -79,6 +79,7 @@ def test_a_model_with_shadows_gets_its_copies_off_the_response(memory: MemoryPla
     response = memory.app().test_client().post("/models/quote/predict", json={"a": 1},
                                                headers={"X-Request-ID": "req-s"})
     assert response.get_json()["output"] == {"echo": {"a": 1}}
+    assert response.headers["X-Model-Version"] == "1.0.0"
     (shadow,) = memory.wait_rows(1, routed_by="shadow")
     assert (shadow["version"], shadow["output"], shadow["request_id"]) == ("2.0.0", "shadow", "req-s")
 
