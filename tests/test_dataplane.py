@@ -36,14 +36,6 @@ def request(model: str = "auto_pricing", payload: Any = QUOTE, **fields: Any) ->
     return PredictRequest(model=model, payload=payload, **fields)
 
 
-class RaisesThis:
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
-    def predict(self, payload: Any) -> Any:
-        raise self.exc
-
-
 class UnreadableError(Exception):
     def __str__(self) -> str:
         raise RuntimeError("even my message fails")
@@ -167,7 +159,7 @@ def test_a_body_that_is_not_an_object_is_a_recorded_violation_at_the_root(pricin
 
 def test_the_model_never_sees_an_invalid_input(memory: MemoryPlatform) -> None:
     # a call would raise ModelFailed instead of InvalidInput
-    memory.add("m", {"1.0.0": RaisesThis(AssertionError("called"))},
+    memory.add("m", {"1.0.0": Raises(exc=AssertionError("called"))},
                schemas={"1.0.0": {"type": "object", "required": ["x"]}})
     with pytest.raises(InvalidInput):
         memory.dataplane().predict(request("m", {}))
@@ -193,9 +185,9 @@ def test_a_model_rejection_is_422_with_its_code_and_recorded(pricing: DataPlane,
     (Raises("boom: secret internal detail"), "RuntimeError", "boom: secret internal detail"),
     (ExitsProcess(3), "SystemExit", "3"),
     (Interrupts(), "KeyboardInterrupt", "model interrupted itself"),
-    (RaisesThis(GeneratorExit()), "GeneratorExit", ""),
-    (RaisesThis(BaseException("the root of them all")), "BaseException", "the root of them all"),
-    (RaisesThis(UnreadableError()), "UnreadableError", "<UnreadableError whose message cannot be read>"),
+    (Raises(exc=GeneratorExit()), "GeneratorExit", ""),
+    (Raises(exc=BaseException("the root of them all")), "BaseException", "the root of them all"),
+    (Raises(exc=UnreadableError()), "UnreadableError", "<UnreadableError whose message cannot be read>"),
 ], ids=["exception", "system-exit", "keyboard-interrupt", "generator-exit", "base-exception", "unreadable"])
 def test_anything_a_model_raises_is_its_recorded_500_and_the_plane_serves_on(
         memory: MemoryPlatform, model: Any, error_type: str, message: str) -> None:
@@ -223,7 +215,7 @@ def test_a_long_exception_message_is_clipped_on_the_row(memory: MemoryPlatform) 
 
 
 def test_the_hosts_own_exit_passes_through_unrecorded(memory: MemoryPlatform) -> None:
-    memory.add("m", {"1.0.0": RaisesThis(HostExit(1))})
+    memory.add("m", {"1.0.0": Raises(exc=HostExit(1))})
     with pytest.raises(HostExit):
         memory.dataplane().predict(request("m", {}))
     assert memory.rows() == []
@@ -240,16 +232,20 @@ def test_an_answer_after_the_deadline_is_a_recorded_504_not_a_200(memory: Memory
     assert row["error"] == {"type": "DeadlineExceeded", "message": "no answer within 0.05 s"}
 
 
-@pytest.mark.parametrize("output", [float("nan"), {"p": float("inf")}, {"s": {1, 2}}, object(), Decimal("NaN")],
-                         ids=["nan", "infinity", "set", "object", "decimal-nan"])
-def test_an_output_with_no_faithful_json_form_is_a_recorded_500(memory: MemoryPlatform, output: Any) -> None:
+@pytest.mark.parametrize("output, reason", [
+    (float("nan"), "non-finite number nan"), ({"p": float("inf")}, "non-finite number inf"),
+    ({"s": {1, 2}}, "object of type set is not JSON-encodable"),
+    (object(), "object of type object is not JSON-encodable"), (Decimal("NaN"), "non-finite Decimal NaN"),
+], ids=["nan", "infinity", "set", "object", "decimal-nan"])
+def test_an_output_with_no_faithful_json_form_is_a_recorded_500(memory: MemoryPlatform, output: Any,
+                                                                reason: str) -> None:
     memory.add("broken", {"1.0.0": Returns(output)})
     with pytest.raises(ModelFailed) as caught:
         memory.dataplane().predict(request("broken", {"q": 1}))
     (row,) = memory.rows()
     assert (row["id"], row["status"], row["input"], row["output"]) == (
         caught.value.inference_id, "error", {"q": 1}, None)
-    assert row["error"]["type"] == "UnencodableOutput" and row["error"]["message"]
+    assert row["error"] == {"type": "UnencodableOutput", "message": reason}
 
 
 def test_a_decimal_output_keeps_its_exact_digits(pricing: DataPlane, memory: MemoryPlatform) -> None:

@@ -53,9 +53,11 @@ def test_a_name_taken_from_the_url_is_echoed_clipped(registry: Registry) -> None
 
 
 class Files:
-    """A version source holding model files in memory; counts what it is asked to read."""
+    """A version source holding model files in memory; counts what it is asked to read, and says the bytes came
+    from ``origin`` (the host's artifact cache says ``store`` or ``cache``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, origin: str = "store") -> None:
+        self.origin = origin
         self.files: dict[tuple[str, str], bytes] = {}
         self.reads: list[tuple[str, str]] = []
 
@@ -66,7 +68,7 @@ class Files:
     def read(self, model: str, version: str, sha256: str) -> tuple[bytes, str]:
         self.reads.append((model, version))
         try:
-            return self.files[(model, version)], "store"
+            return self.files[(model, version)], self.origin
         except KeyError:
             raise ArtifactRejected(f"{model} {version}: no model file") from None
 
@@ -93,19 +95,22 @@ def test_every_version_that_cannot_be_served_is_listed_at_once() -> None:
 
 
 def test_a_reload_reuses_the_predictors_of_unchanged_versions_and_reads_only_new_ones() -> None:
-    files = Files()
+    files = Files(origin="store")
     entry = model_entry({"1.0.0": files.put("echo", "1.0.0", dumps_by_value(Echo()))})
-    first = load_registry(parse_config({"echo": entry}), files)
+    first = load_registry(parse_config({"echo": entry}), files, location="s3://models/registry")
     entry["active_model_versions"].append("1.1.0")
     entry["sha256"]["1.1.0"] = files.put("echo", "1.1.0", dumps_by_value(Pricer()))
     entry["schemas"] = {"1.0.0": {"type": "object", "required": ["a"]}, "1.1.0": {"type": "object"}}
     files.reads.clear()
+    files.origin = "cache"  # this time the host had the new file already
 
-    second = load_registry(parse_config({"echo": entry}), files, reuse=first)
+    second = load_registry(parse_config({"echo": entry}), files, location="s3://models/registry", reuse=first)
 
     assert files.reads == [("echo", "1.1.0")]
-    assert second.get("echo", "1.0.0").predictor is first.get("echo", "1.0.0").predictor
+    reused, added = second.get("echo", "1.0.0"), second.get("echo", "1.1.0")
+    assert reused.predictor is first.get("echo", "1.0.0").predictor
+    assert (reused.origin, added.origin) == ("store", "cache")  # each says where this host got its file
+    assert (reused.source, added.source) == ("s3://models/registry/echo/1.0.0.dill", "s3://models/registry/echo/1.1.0.dill")
     # its schema changed: the reused version validates against the new one
-    assert [v.path for v in second.get("echo", "1.0.0").validator.violations({})] == [""]
+    assert [v.path for v in reused.validator.violations({})] == [""]
     assert first.get("echo", "1.0.0").validator.violations({}) == []
-    assert second.get("echo", "1.1.0").origin == "store"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from flask.testing import FlaskClient
 
+from modelplatform.isolation import HostExit
 from support.memory import MemoryAuditLog, MemoryPlatform
 from support.models import Raises, Returns, Sleeps
 from support.problems import assert_problem
@@ -100,6 +101,13 @@ def test_when_nothing_can_be_recorded_predict_is_503_without_an_id_and_not_ready
     ready = assert_problem(client.get("/readyz"), 503, "not-ready")
     assert ready["checks"] == {"models": "ok", "database": "unreachable"}
     assert client.get("/healthz").get_json() == {"status": "ok"}  # alive all the same
+
+
+def test_the_hosts_own_exit_passes_through_the_handler_unrecorded(memory: MemoryPlatform) -> None:
+    memory.add("m", {"1.0.0": Raises(exc=HostExit(1))})
+    with pytest.raises(HostExit):
+        memory.app().test_client().post("/models/m/predict", json={})
+    assert memory.rows() == []
 
 
 def test_a_bug_outside_the_model_is_a_500_problem_without_the_trace(pricing: MemoryPlatform) -> None:

@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 
 from modelplatform.routing import MAX_ROUTING_KEY_CHARS, assign
 from support.memory import MemoryPlatform
-from support.models import Echo, Returns
+from support.models import Echo, Returns, ReturnsDataclass
 from support.problems import assert_problem
 
 PINNED = "/models/auto_pricing/versions/1.0.0/predict"
@@ -54,14 +54,14 @@ def test_pinned_predict_uses_that_versions_schema_and_model(client: FlaskClient,
 
 
 def test_an_outputs_own_digits_and_types_reach_the_caller(memory: MemoryPlatform) -> None:
-    from support.models import ReturnsDataclass
-
     memory.add("quotes", {"1.0.0": ReturnsDataclass()})
     response = memory.app().test_client().post("/models/quotes/predict", json={})
     assert response.status_code == 200
     assert b'"premium":123.45' in response.data  # a Decimal, exact
     assert response.get_json()["output"] == {"premium": 123.45, "valid_until": "2026-12-31",
                                              "issued_at": "2026-11-22T10:30:00+00:00"}
+    (row,) = memory.rows()
+    assert row["output"] == response.get_json()["output"]
 
 
 def test_an_ab_test_names_the_arm_and_the_experiment(memory: MemoryPlatform) -> None:

@@ -44,11 +44,14 @@ class Returns:
 
 
 class Raises:
-    def __init__(self, message: str = "boom: secret internal detail") -> None:
+    """Raises ``exc``, by default a RuntimeError with ``message`` (anything: ``BaseException`` too)."""
+
+    def __init__(self, message: str = "boom: secret internal detail", *, exc: BaseException | None = None) -> None:
         self.message = message
+        self.exc = exc
 
     def predict(self, payload: Any) -> Any:
-        raise RuntimeError(self.message)
+        raise self.exc if self.exc is not None else RuntimeError(self.message)
 
 
 class Blocks:
