@@ -173,5 +173,5 @@ def test_prune_keeps_what_live_masters_need_and_recent_entries(tmp_path: Path) -
 
 
 def test_a_sha256_that_is_not_one_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a sha256 hex digest"):
         ArtifactCache(tmp_path).path("../../etc/passwd")

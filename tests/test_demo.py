@@ -87,6 +87,9 @@ def test_the_mirror_keeps_a_bucket_on_disk_and_puts_it_back(store: S3ModelStore,
     assert head["Metadata"] == {"sha256": artifacts.sha256_hex(b"model bytes")}
     with pytest.raises(VersionExists):  # still immutable after a restart
         restored.publish("auto_pricing", "2.2.0", b"other", artifacts.sha256_hex(b"other"))
+    # restoring again, into the bucket and objects now there (a demo restarted on a live endpoint), still works
+    assert Mirror(tmp_path / "s3", client, fresh).restore() == 2
+    assert restored.fetch("auto_pricing", "2.2.0") == b"model bytes"
 
 
 def test_the_server_log_echo_shows_reloads_and_errors_never_requests() -> None:

@@ -175,7 +175,7 @@ def test_parse_since() -> None:
     assert parse_since("2026-11-20") == datetime(2026, 11, 20, tzinfo=timezone.utc)
     assert parse_since("2026-11-20T08:00:00+02:00") == datetime(2026, 11, 20, 6, tzinfo=timezone.utc)
     for bad in ("", "7x", "-1d", "last week"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="is neither an ISO timestamp"):
             parse_since(bad, now)
 
 

@@ -40,7 +40,7 @@ def test_an_absent_or_unsafe_request_id_is_replaced_before_logs_and_table(client
 def test_every_answer_carries_a_request_id_problems_and_health_too(client: FlaskClient) -> None:
     for response in (client.get("/healthz"), client.get("/no/such/route"), client.get("/models/nope"),
                      client.post(PINNED, data=b"{", content_type="application/json")):
-        assert uuid.UUID(response.headers["X-Request-ID"])
+        assert uuid.UUID(response.headers["X-Request-ID"]).version == 4
     assert client.get("/healthz", headers={"X-Request-ID": "probe-1"}).headers["X-Request-ID"] == "probe-1"
 
 

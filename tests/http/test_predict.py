@@ -22,7 +22,7 @@ def test_unpinned_predict_uses_default_and_records_a_row(client: FlaskClient, pr
     assert response.status_code == 200
     assert response.mimetype == "application/json"
     doc = response.get_json()
-    assert uuid.UUID(doc["inference_id"])
+    assert uuid.UUID(doc["inference_id"]).version == 7
     assert doc == {"inference_id": doc["inference_id"], "model": "auto_pricing", "version": "1.1.0",
                    "routed_by": "default", "experiment": None,
                    "output": {"premium": 418.5, "currency": "EUR", "tag": "v2"}}
