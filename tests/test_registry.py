@@ -7,13 +7,13 @@ from __future__ import annotations
 import dill
 import pytest
 
-from modelplatform.artifacts import ArtifactRejected, sha256_hex
+from modelplatform.artifacts import sha256_hex
 from modelplatform.authoring import dumps_by_value
 from modelplatform.config import parse_config
 from modelplatform.errors import MAX_ECHO_CHARS, StartupError, UnknownModel, UnknownVersion
 from modelplatform.registry import Registry, load_registry
 from support import model_entry
-from support.memory import MemoryPlatform
+from support.memory import MemoryFiles, MemoryPlatform
 from support.models import Echo, NotAModel, Pricer
 
 
@@ -52,29 +52,8 @@ def test_a_name_taken_from_the_url_is_echoed_clipped(registry: Registry) -> None
     assert version.value.extra["version"] == "9" * (MAX_ECHO_CHARS - 1) + "…"
 
 
-class Files:
-    """A version source holding model files in memory; counts what it is asked to read, and says the bytes came
-    from ``origin`` (the host's artifact cache says ``store`` or ``cache``)."""
-
-    def __init__(self, origin: str = "store") -> None:
-        self.origin = origin
-        self.files: dict[tuple[str, str], bytes] = {}
-        self.reads: list[tuple[str, str]] = []
-
-    def put(self, model: str, version: str, data: bytes) -> str:
-        self.files[(model, version)] = data
-        return sha256_hex(data)
-
-    def read(self, model: str, version: str, sha256: str) -> tuple[bytes, str]:
-        self.reads.append((model, version))
-        try:
-            return self.files[(model, version)], self.origin
-        except KeyError:
-            raise ArtifactRejected(f"{model} {version}: no model file") from None
-
-
 def test_every_version_that_cannot_be_served_is_listed_at_once() -> None:
-    files = Files()
+    files = MemoryFiles()
     good = files.put("fine", "1.0.0", dumps_by_value(Echo()))
     garbage = files.put("garbage", "1.0.0", b"\x80\x04not a pickle")
     no_predict = files.put("nopredict", "2.0.0", dill.dumps(NotAModel()))  # by reference: importable here
@@ -95,7 +74,7 @@ def test_every_version_that_cannot_be_served_is_listed_at_once() -> None:
 
 
 def test_a_reload_reuses_the_predictors_of_unchanged_versions_and_reads_only_new_ones() -> None:
-    files = Files(origin="store")
+    files = MemoryFiles(origin="store")
     entry = model_entry({"1.0.0": files.put("echo", "1.0.0", dumps_by_value(Echo()))})
     first = load_registry(parse_config({"echo": entry}), files, location="s3://models/registry")
     entry["active_model_versions"].append("1.1.0")

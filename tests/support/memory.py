@@ -19,6 +19,7 @@ import orjson
 from flask import Flask
 
 from modelplatform.app import create_app
+from modelplatform.artifacts import ArtifactRejected, sha256_hex
 from modelplatform.audit import InferenceRecord
 from modelplatform.audit.base import AuditHealth
 from modelplatform.audit.bounds import DEFAULT_MAX_INVALID_INPUT_BYTES
@@ -106,6 +107,30 @@ def _row(record: InferenceRecord) -> dict[str, Any]:
         text = row[column]
         row[column] = None if text is None else orjson.loads(text)
     return row
+
+
+class MemoryFiles:
+    """A :class:`~modelplatform.registry.VersionSource` holding model files in memory, for testing
+    :func:`~modelplatform.registry.load_registry` itself (which unpickles: use it with dill bytes). It counts what it
+    is asked to read and says the bytes came from ``origin`` (the host's artifact cache says ``store`` or ``cache``);
+    a file it lacks is refused as the cache refuses one the store lacks."""
+
+    def __init__(self, origin: str = "store") -> None:
+        self.origin = origin
+        self.files: dict[tuple[str, str], bytes] = {}
+        self.reads: list[tuple[str, str]] = []
+
+    def put(self, model: str, version: str, data: bytes) -> str:
+        """Hold ``data`` as the file of ``model`` ``version``; returns its sha256."""
+        self.files[(model, version)] = data
+        return sha256_hex(data)
+
+    def read(self, model: str, version: str, sha256: str) -> tuple[bytes, str]:
+        self.reads.append((model, version))
+        try:
+            return self.files[(model, version)], self.origin
+        except KeyError:
+            raise ArtifactRejected(f"{model} {version}: no model file") from None
 
 
 def digest(model: str, version: str) -> str:
