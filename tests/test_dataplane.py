@@ -15,7 +15,7 @@ import pytest
 
 from modelplatform.audit.bounds import CLIPPED_INPUT_KEY, MAX_RECORDED_ERRORS, PREFIX_BYTES
 from modelplatform.audit.ids import uuid7_time
-from modelplatform.dataplane import MAX_ERROR_MESSAGE_CHARS, DataPlane, PredictRequest
+from modelplatform.dataplane import MAX_ERROR_MESSAGE_CHARS, DataPlane, Prediction, PredictRequest
 from modelplatform.errors import (AuditUnavailable, DeadlineExceeded, InvalidInput, ModelFailed, Rejected,
                                   UnknownModel, UnknownVersion)
 from modelplatform.isolation import HostExit
@@ -31,9 +31,12 @@ QUOTE_SCHEMA = {"type": "object", "required": ["vehicle", "driver_age"], "additi
 WEIGHTS = {"1.0.0": 50, "2.0.0": 50}
 
 
-def request(model: str = "auto_pricing", payload: Any = QUOTE, **fields: Any) -> PredictRequest:
+def predict(plane: DataPlane, model: str = "auto_pricing", payload: Any = QUOTE, *, version: str | None = None,
+            **fields: Any) -> Prediction:
+    """``plane.predict`` for a call to ``model`` (``version``: pinned), as the HTTP layer makes it: the one place
+    these tests build a :class:`PredictRequest`."""
     fields.setdefault("request_id", "req-1")
-    return PredictRequest(model=model, payload=payload, **fields)
+    return plane.predict(PredictRequest(model=model, payload=payload, version=version, **fields))
 
 
 class UnreadableError(Exception):
@@ -53,7 +56,7 @@ def pricing(memory: MemoryPlatform) -> DataPlane:
 
 def test_an_unpinned_call_goes_to_the_default_and_its_row_is_stored_before_it_returns(
         pricing: DataPlane, memory: MemoryPlatform) -> None:
-    prediction = pricing.predict(request(request_id="req-123", routing_key="caller-key"))
+    prediction = predict(pricing, request_id="req-123", routing_key="caller-key")
 
     assert (prediction.model, prediction.version, prediction.routed_by, prediction.experiment) == (
         "auto_pricing", "1.1.0", "default", None)
@@ -72,7 +75,7 @@ def test_an_unpinned_call_goes_to_the_default_and_its_row_is_stored_before_it_re
 
 
 def test_the_inference_id_is_a_uuid7_carrying_its_rows_created_at(pricing: DataPlane, memory: MemoryPlatform) -> None:
-    ids = [pricing.predict(request()).inference_id for _ in range(5)]
+    ids = [predict(pricing).inference_id for _ in range(5)]
     rows = {row["id"]: row for row in memory.rows()}
     for inference_id in ids:
         assert uuid.UUID(inference_id).version == 7
@@ -81,7 +84,7 @@ def test_the_inference_id_is_a_uuid7_carrying_its_rows_created_at(pricing: DataP
 
 
 def test_a_pinned_call_is_served_by_that_version(pricing: DataPlane, memory: MemoryPlatform) -> None:
-    prediction = pricing.predict(request(version="1.0.0", payload={"vehicle": "hatchback", "driver_age": 19}))
+    prediction = predict(pricing, version="1.0.0", payload={"vehicle": "hatchback", "driver_age": 19})
     assert (prediction.version, prediction.routed_by) == ("1.0.0", "pinned")
     assert json.loads(prediction.output_json) == {"premium": 450.0, "currency": "EUR", "tag": "v1"}
     (row,) = memory.rows()
@@ -94,7 +97,7 @@ def test_a_pinned_call_is_served_by_that_version(pricing: DataPlane, memory: Mem
 def test_an_unknown_model_or_version_is_refused_and_not_recorded(pricing: DataPlane, memory: MemoryPlatform,
                                                                  fields: dict[str, str], error: type) -> None:
     with pytest.raises(error):
-        pricing.predict(request(**fields))
+        predict(pricing, **fields)
     assert memory.rows() == []
 
 
@@ -104,9 +107,9 @@ def test_an_ab_test_routes_by_the_sticky_key_the_header_wins_and_a_pin_bypasses_
     plane = memory.dataplane()
     header = next(f"h{i}" for i in range(100) if assign("exp", WEIGHTS, f"h{i}") != assign("exp", WEIGHTS, "c1"))
 
-    by_body = plane.predict(request("rollout", {"customer_id": "c1"}))
-    by_header = plane.predict(request("rollout", {"customer_id": "c1"}, routing_key=header))
-    pinned = plane.predict(request("rollout", {"customer_id": "c1"}, routing_key=header, version="1.0.0"))
+    by_body = predict(plane, "rollout", {"customer_id": "c1"})
+    by_header = predict(plane, "rollout", {"customer_id": "c1"}, routing_key=header)
+    pinned = predict(plane, "rollout", {"customer_id": "c1"}, routing_key=header, version="1.0.0")
 
     assert (by_body.version, by_body.routed_by, by_body.experiment) == (assign("exp", WEIGHTS, "c1"), "ab_test", "exp")
     assert (by_header.version, by_header.routed_by) == (assign("exp", WEIGHTS, header), "ab_test")
@@ -120,7 +123,7 @@ def test_an_invalid_input_under_an_ab_test_is_recorded_on_its_arm(memory: Memory
     memory.add("rollout", {"1.0.0": Echo(), "2.0.0": Echo()}, default="1.0.0", schemas={"1.X.X": schema, "2.X.X": schema},
                ab_test={"name": "exp", "weights": WEIGHTS, "sticky_key": "/customer_id"})
     with pytest.raises(InvalidInput):
-        memory.dataplane().predict(request("rollout", {"customer_id": "c9"}))
+        predict(memory.dataplane(), "rollout", {"customer_id": "c9"})
     (row,) = memory.rows()
     assert (row["status"], row["routed_by"], row["experiment"], row["routing_key"]) == (
         "invalid_input", "ab_test", "exp", "c9")
@@ -132,7 +135,7 @@ def test_an_invalid_input_under_an_ab_test_is_recorded_on_its_arm(memory: Memory
 
 def test_schema_violations_are_all_listed_with_pointers_and_recorded(pricing: DataPlane, memory: MemoryPlatform) -> None:
     with pytest.raises(InvalidInput) as caught:
-        pricing.predict(request(version="1.0.0", payload={"vehicle": 7, "driver_age": 12, "colour": "red"}))
+        predict(pricing, version="1.0.0", payload={"vehicle": 7, "driver_age": 12, "colour": "red"})
 
     problem = caught.value.to_problem()
     assert (problem["status"], problem["type"]) == (422, "urn:modelplatform:problem:invalid-input")
@@ -151,7 +154,7 @@ def test_schema_violations_are_all_listed_with_pointers_and_recorded(pricing: Da
 def test_a_body_that_is_not_an_object_is_a_recorded_violation_at_the_root(pricing: DataPlane, memory: MemoryPlatform,
                                                                           payload: Any) -> None:
     with pytest.raises(InvalidInput) as caught:
-        pricing.predict(request(payload=payload))
+        predict(pricing, payload=payload)
     assert caught.value.extra["errors"][0]["path"] == ""
     (row,) = memory.rows()
     assert (row["status"], row["input"]) == ("invalid_input", payload)
@@ -162,7 +165,7 @@ def test_the_model_never_sees_an_invalid_input(memory: MemoryPlatform) -> None:
     memory.add("m", {"1.0.0": Raises(exc=AssertionError("called"))},
                schemas={"1.0.0": {"type": "object", "required": ["x"]}})
     with pytest.raises(InvalidInput):
-        memory.dataplane().predict(request("m", {}))
+        predict(memory.dataplane(), "m", {})
     assert memory.rows()[0]["status"] == "invalid_input"
 
 
@@ -171,7 +174,7 @@ def test_the_model_never_sees_an_invalid_input(memory: MemoryPlatform) -> None:
 
 def test_a_model_rejection_is_422_with_its_code_and_recorded(pricing: DataPlane, memory: MemoryPlatform) -> None:
     with pytest.raises(Rejected) as caught:
-        pricing.predict(request(version="1.0.0", payload={"vehicle": "tractor", "driver_age": 40}))
+        predict(pricing, version="1.0.0", payload={"vehicle": "tractor", "driver_age": 40})
     problem = caught.value.to_problem()
     assert (problem["status"], problem["code"]) == (422, "unknown_vehicle")
     assert "tractor" in problem["detail"]
@@ -194,12 +197,12 @@ def test_anything_a_model_raises_is_its_recorded_500_and_the_plane_serves_on(
     memory.add("m", {"1.0.0": model})
     plane = memory.dataplane()
     with pytest.raises(ModelFailed) as caught:
-        plane.predict(request("m", {"q": 1}))
+        predict(plane, "m", {"q": 1})
     problem = caught.value.to_problem()
     assert (problem["status"], problem["type"]) == (500, "urn:modelplatform:problem:model-error")
     assert "secret" not in json.dumps(problem) and "Traceback" not in json.dumps(problem)
     with pytest.raises(ModelFailed):  # and it serves on
-        plane.predict(request("m", {"q": 2}))
+        predict(plane, "m", {"q": 2})
     first, _ = memory.rows()
     assert first["id"] == problem["inference_id"]
     assert (first["status"], first["input"], first["output"]) == ("error", {"q": 1}, None)
@@ -209,7 +212,7 @@ def test_anything_a_model_raises_is_its_recorded_500_and_the_plane_serves_on(
 def test_a_long_exception_message_is_clipped_on_the_row(memory: MemoryPlatform) -> None:
     memory.add("m", {"1.0.0": Raises("x" * 10_000)})
     with pytest.raises(ModelFailed):
-        memory.dataplane().predict(request("m", {}))
+        predict(memory.dataplane(), "m", {})
     (row,) = memory.rows()
     assert row["error"]["message"] == "x" * MAX_ERROR_MESSAGE_CHARS + "…"
 
@@ -217,14 +220,14 @@ def test_a_long_exception_message_is_clipped_on_the_row(memory: MemoryPlatform) 
 def test_the_hosts_own_exit_passes_through_unrecorded(memory: MemoryPlatform) -> None:
     memory.add("m", {"1.0.0": Raises(exc=HostExit(1))})
     with pytest.raises(HostExit):
-        memory.dataplane().predict(request("m", {}))
+        predict(memory.dataplane(), "m", {})
     assert memory.rows() == []
 
 
 def test_an_answer_after_the_deadline_is_a_recorded_504_not_a_200(memory: MemoryPlatform) -> None:
     memory.add("slow", {"1.0.0": Sleeps(0.15)})
     with pytest.raises(DeadlineExceeded) as caught:
-        memory.dataplane(predict_timeout=0.05).predict(request("slow", {}))
+        predict(memory.dataplane(predict_timeout=0.05), "slow", {})
     problem = caught.value.to_problem()
     assert (problem["status"], problem["type"]) == (504, "urn:modelplatform:problem:deadline-exceeded")
     (row,) = memory.rows()
@@ -241,7 +244,7 @@ def test_an_output_with_no_faithful_json_form_is_a_recorded_500(memory: MemoryPl
                                                                 reason: str) -> None:
     memory.add("broken", {"1.0.0": Returns(output)})
     with pytest.raises(ModelFailed) as caught:
-        memory.dataplane().predict(request("broken", {"q": 1}))
+        predict(memory.dataplane(), "broken", {"q": 1})
     (row,) = memory.rows()
     assert (row["id"], row["status"], row["input"], row["output"]) == (
         caught.value.inference_id, "error", {"q": 1}, None)
@@ -249,7 +252,7 @@ def test_an_output_with_no_faithful_json_form_is_a_recorded_500(memory: MemoryPl
 
 
 def test_a_decimal_output_keeps_its_exact_digits(pricing: DataPlane, memory: MemoryPlatform) -> None:
-    prediction = pricing.predict(request(version="1.0.0"))
+    prediction = predict(pricing, version="1.0.0")
     # 300.00 × 1.35 = 405.00: the Decimal's digits are written as they are, not through a float
     assert b'"premium":405.00' in prediction.output_json and b'"premium":405.00' in prediction.body()
     assert memory.audit.records[0].output_json == prediction.output_json.decode()
@@ -258,7 +261,7 @@ def test_a_decimal_output_keeps_its_exact_digits(pricing: DataPlane, memory: Mem
 def test_the_row_keeps_the_body_as_received_and_the_model_gets_what_was_validated(memory: MemoryPlatform) -> None:
     memory.add("echo", {"1.0.0": Echo()})
     raw = b'{"n": 1.10, "big": 12345678901234567890}'
-    prediction = memory.dataplane().predict(request("echo", json.loads(raw), raw_input=raw))
+    prediction = predict(memory.dataplane(), "echo", json.loads(raw), raw_input=raw)
     assert json.loads(prediction.output_json) == {"echo": {"n": 1.1, "big": 12345678901234567890}}
     assert memory.audit.records[0].input_json == raw.decode()  # the digits as written: 1.10
 
@@ -274,7 +277,7 @@ def test_an_outcome_that_cannot_be_recorded_is_not_answered(memory: MemoryPlatfo
     memory.add("auto_pricing", {"1.0.0": Pricer()}, schemas={"1.0.0": QUOTE_SCHEMA})
     down = MemoryAuditLog(reachable=False)
     with pytest.raises(AuditUnavailable) as caught:
-        memory.dataplane(audit=down).predict(request(payload=payload, version=version))
+        predict(memory.dataplane(audit=down), payload=payload, version=version)
     problem = caught.value.to_problem()
     assert (problem["status"], problem["type"]) == (503, "urn:modelplatform:problem:audit-unavailable")
     assert "inference_id" not in problem
@@ -284,7 +287,7 @@ def test_an_outcome_that_cannot_be_recorded_is_not_answered(memory: MemoryPlatfo
 def test_during_an_outage_with_a_spool_the_answer_is_given_once_the_record_is_spooled(memory: MemoryPlatform) -> None:
     memory.add("echo", {"1.0.0": Echo()})
     outage = MemoryAuditLog(reachable=False, spool=True)
-    prediction = memory.dataplane(audit=outage).predict(request("echo", {"a": 1}))
+    prediction = predict(memory.dataplane(audit=outage), "echo", {"a": 1})
     assert [r.id for r in outage.spooled] == [prediction.inference_id]
 
 
@@ -295,7 +298,7 @@ def test_an_invalid_input_over_the_limit_is_recorded_as_a_marked_stand_in(pricin
     plane = memory.dataplane(max_invalid_input_bytes=4096)
     raw = json.dumps({"vehicle": "é" + "v" * 9000, "driver_age": "old"}).encode()
     with pytest.raises(InvalidInput) as caught:
-        plane.predict(request(version="1.0.0", payload=json.loads(raw), raw_input=raw))
+        predict(plane, version="1.0.0", payload=json.loads(raw), raw_input=raw)
 
     (row,) = memory.rows()
     stand_in = row["input"][CLIPPED_INPUT_KEY]
@@ -311,7 +314,7 @@ def test_an_invalid_input_over_the_limit_is_recorded_as_a_marked_stand_in(pricin
 def test_an_invalid_input_within_the_limit_is_recorded_in_full(memory: MemoryPlatform, pricing: DataPlane) -> None:
     body = {"vehicle": "v" * 3000, "driver_age": "old"}
     with pytest.raises(InvalidInput):
-        memory.dataplane(max_invalid_input_bytes=4096).predict(request(payload=body))
+        predict(memory.dataplane(max_invalid_input_bytes=4096), payload=body)
     (row,) = memory.rows()
     assert row["input"] == body
     assert "input_clipped" not in row["error"]
@@ -320,7 +323,7 @@ def test_an_invalid_input_within_the_limit_is_recorded_in_full(memory: MemoryPla
 def test_an_input_that_reached_the_model_is_recorded_in_full_whatever_its_size(memory: MemoryPlatform) -> None:
     memory.add("echo", {"1.0.0": Echo()})
     body = {"blob": "x" * 200_000}
-    memory.dataplane(max_invalid_input_bytes=100).predict(request("echo", body))
+    predict(memory.dataplane(max_invalid_input_bytes=100), "echo", body)
     (row,) = memory.rows()
     assert row["input"] == body
 
@@ -329,7 +332,7 @@ def test_the_recorded_violations_are_cut_to_the_first_hundred_plus_a_count(prici
                                                                           memory: MemoryPlatform) -> None:
     body = {"vehicle": "suv", "driver_age": 40, "extras": ["x"] * 500}
     with pytest.raises(InvalidInput) as caught:
-        pricing.predict(request(payload=body))
+        predict(pricing, payload=body)
     errors = caught.value.extra["errors"]
     assert len(errors) == 500  # the caller still gets every violation
     (row,) = memory.rows()
@@ -351,7 +354,7 @@ def shadowed(memory: MemoryPlatform):
 
 def test_a_shadow_row_carries_the_primarys_request_and_never_alters_the_answer(shadowed, memory: MemoryPlatform) -> None:
     plane = shadowed(Returns({"shadow": "different answer"}))
-    prediction = plane.predict(request("quote", {"customer_id": "c1"}, request_id="req-shadow-1"))
+    prediction = predict(plane, "quote", {"customer_id": "c1"}, request_id="req-shadow-1")
 
     assert (prediction.version, prediction.routed_by, prediction.experiment) == ("1.0.0", "default", None)
     assert json.loads(prediction.output_json) == {"echo": {"customer_id": "c1"}}
@@ -365,7 +368,7 @@ def test_a_shadow_row_carries_the_primarys_request_and_never_alters_the_answer(s
 
 def test_a_failing_shadow_is_recorded_and_leaves_the_primary_untouched(shadowed, memory: MemoryPlatform) -> None:
     plane = shadowed(Raises())
-    prediction = plane.predict(request("quote", {"a": 1}, request_id="req-raises"))
+    prediction = predict(plane, "quote", {"a": 1}, request_id="req-raises")
     assert json.loads(prediction.output_json) == {"echo": {"a": 1}}
     (shadow,) = memory.wait_rows(1, routed_by="shadow")
     assert (shadow["status"], shadow["request_id"], shadow["error"]["type"]) == ("error", "req-raises", "RuntimeError")
@@ -375,7 +378,7 @@ def test_a_failing_shadow_is_recorded_and_leaves_the_primary_untouched(shadowed,
 def test_a_shadow_that_has_not_answered_does_not_hold_the_primary(shadowed, memory: MemoryPlatform) -> None:
     shadow_model = Blocks(answer={"late": True})
     plane = shadowed(shadow_model)
-    prediction = plane.predict(request("quote", {"a": 1}))  # returns while the shadow is still blocked
+    prediction = predict(plane, "quote", {"a": 1})  # returns while the shadow is still blocked
     assert json.loads(prediction.output_json) == {"echo": {"a": 1}}
     assert memory.rows(routed_by="shadow") == []
     time.sleep(0.1)
@@ -390,7 +393,7 @@ def test_shadows_get_calls_whose_primary_failed_validation(shadowed, memory: Mem
     plane = shadowed(Returns({"ok": True}), schemas={"1.0.0": {"type": "object", "required": ["vehicle"]},
                                                      "2.0.0": {"type": "object"}})
     with pytest.raises(InvalidInput):
-        plane.predict(request("quote", {"customer_id": "c1"}))
+        predict(plane, "quote", {"customer_id": "c1"})
     (shadow,) = memory.wait_rows(1, routed_by="shadow")
     assert (shadow["status"], shadow["output"]) == ("ok", {"ok": True})
     (primary,) = memory.rows(routed_by="default")
@@ -399,12 +402,12 @@ def test_shadows_get_calls_whose_primary_failed_validation(shadowed, memory: Mem
 
 def test_pinned_calls_and_unrecorded_calls_are_not_shadowed(shadowed, memory: MemoryPlatform) -> None:
     plane = shadowed(Returns(1))
-    plane.predict(request("quote", {}, version="1.0.0", request_id="pinned"))
+    predict(plane, "quote", {}, version="1.0.0", request_id="pinned")
     memory.audit.go_down()
     with pytest.raises(AuditUnavailable):
-        plane.predict(request("quote", {}, request_id="unrecorded"))
+        predict(plane, "quote", {}, request_id="unrecorded")
     memory.audit.reachable = True
-    plane.predict(request("quote", {}, request_id="unpinned"))
+    predict(plane, "quote", {}, request_id="unpinned")
     # one worker, FIFO: had either earlier call been copied, its copy would be recorded first
     assert [r["request_id"] for r in memory.wait_rows(1, routed_by="shadow")] == ["unpinned"]
 
@@ -415,8 +418,8 @@ def test_under_an_ab_test_shadow_rows_carry_the_experiment_and_skip_the_arm_that
     to_v1 = next(f"k{i}" for i in range(100) if assign("exp", WEIGHTS, f"k{i}") == "1.0.0")
     to_v2 = next(f"k{i}" for i in range(100) if assign("exp", WEIGHTS, f"k{i}") == "2.0.0")
 
-    assert plane.predict(request("quote", {"customer_id": to_v2}, request_id="primary-is-shadow")).version == "2.0.0"
-    assert plane.predict(request("quote", {"customer_id": to_v1}, request_id="primary-is-v1")).version == "1.0.0"
+    assert predict(plane, "quote", {"customer_id": to_v2}, request_id="primary-is-shadow").version == "2.0.0"
+    assert predict(plane, "quote", {"customer_id": to_v1}, request_id="primary-is-v1").version == "1.0.0"
 
     # one worker, FIFO: a copy of the first call would be recorded first
     (shadow,) = memory.wait_rows(1, routed_by="shadow")
@@ -430,7 +433,7 @@ def test_copies_are_dropped_never_waited_for_when_the_queue_is_full(memory: Memo
     calls = 6
     with caplog.at_level("WARNING", logger="modelplatform.shadow"):
         for i in range(calls):
-            plane.predict(request("quote", {"n": i}))
+            predict(plane, "quote", {"n": i})
     assert memory.rows(routed_by="shadow") == []  # every primary answered while the first copy was still blocked
     # one copy running (blocked), at most one waiting: the others had no room
     dropped = plane.shadows.dropped
@@ -445,8 +448,8 @@ def test_copies_are_dropped_never_waited_for_when_the_queue_is_full(memory: Memo
 def test_copies_over_the_byte_budget_are_dropped(memory: MemoryPlatform) -> None:
     memory.add("quote", {"1.0.0": Echo(), "2.0.0": Returns(1)}, default="1.0.0", shadow=["2.0.0"])
     plane = memory.dataplane(shadow_bytes=64)
-    plane.predict(request("quote", {"blob": "x" * 100}))
-    plane.predict(request("quote", {"small": 1}))
+    predict(plane, "quote", {"blob": "x" * 100})
+    predict(plane, "quote", {"small": 1})
     plane.shadows.close(timeout=10)
     assert plane.shadows.dropped == 1
     assert [r["input"] for r in memory.rows(routed_by="shadow")] == [{"small": 1}]
