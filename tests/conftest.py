@@ -22,7 +22,6 @@ import sqlalchemy as sa
 from modelplatform import db
 from modelplatform.settings import StoreLocation
 from modelplatform.store import S3ModelStore
-
 from support import Platform
 from support.memory import MemoryPlatform
 

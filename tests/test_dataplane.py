@@ -16,8 +16,15 @@ import pytest
 from modelplatform.audit.bounds import CLIPPED_INPUT_KEY, MAX_RECORDED_ERRORS, PREFIX_BYTES
 from modelplatform.audit.ids import uuid7_time
 from modelplatform.dataplane import MAX_ERROR_MESSAGE_CHARS, DataPlane, Prediction, PredictRequest
-from modelplatform.errors import (AuditUnavailable, DeadlineExceeded, InvalidInput, ModelFailed, Rejected,
-                                  UnknownModel, UnknownVersion)
+from modelplatform.errors import (
+    AuditUnavailable,
+    DeadlineExceeded,
+    InvalidInput,
+    ModelFailed,
+    Rejected,
+    UnknownModel,
+    UnknownVersion,
+)
 from modelplatform.isolation import HostExit
 from modelplatform.routing import assign
 from support.memory import MemoryAuditLog, MemoryPlatform
@@ -120,7 +127,8 @@ def test_an_ab_test_routes_by_the_sticky_key_the_header_wins_and_a_pin_bypasses_
 
 def test_an_invalid_input_under_an_ab_test_is_recorded_on_its_arm(memory: MemoryPlatform) -> None:
     schema = {"type": "object", "required": ["vehicle"]}
-    memory.add("rollout", {"1.0.0": Echo(), "2.0.0": Echo()}, default="1.0.0", schemas={"1.X.X": schema, "2.X.X": schema},
+    memory.add("rollout", {"1.0.0": Echo(), "2.0.0": Echo()}, default="1.0.0",
+               schemas={"1.X.X": schema, "2.X.X": schema},
                ab_test={"name": "exp", "weights": WEIGHTS, "sticky_key": "/customer_id"})
     with pytest.raises(InvalidInput):
         predict(memory.dataplane(), "rollout", {"customer_id": "c9"})
@@ -133,7 +141,8 @@ def test_an_invalid_input_under_an_ab_test_is_recorded_on_its_arm(memory: Memory
 # -- validation ---------------------------------------------------------------------------------------------
 
 
-def test_schema_violations_are_all_listed_with_pointers_and_recorded(pricing: DataPlane, memory: MemoryPlatform) -> None:
+def test_schema_violations_are_all_listed_with_pointers_and_recorded(pricing: DataPlane,
+                                                                     memory: MemoryPlatform) -> None:
     with pytest.raises(InvalidInput) as caught:
         predict(pricing, version="1.0.0", payload={"vehicle": 7, "driver_age": 12, "colour": "red"})
 
@@ -294,7 +303,8 @@ def test_during_an_outage_with_a_spool_the_answer_is_given_once_the_record_is_sp
 # -- the bound on invalid inputs ----------------------------------------------------------------------------
 
 
-def test_an_invalid_input_over_the_limit_is_recorded_as_a_marked_stand_in(pricing: DataPlane, memory: MemoryPlatform) -> None:
+def test_an_invalid_input_over_the_limit_is_recorded_as_a_marked_stand_in(pricing: DataPlane,
+                                                                          memory: MemoryPlatform) -> None:
     plane = memory.dataplane(max_invalid_input_bytes=4096)
     raw = json.dumps({"vehicle": "é" + "v" * 9000, "driver_age": "old"}).encode()
     with pytest.raises(InvalidInput) as caught:
@@ -352,7 +362,8 @@ def shadowed(memory: MemoryPlatform):
     return build
 
 
-def test_a_shadow_row_carries_the_primarys_request_and_never_alters_the_answer(shadowed, memory: MemoryPlatform) -> None:
+def test_a_shadow_row_carries_the_primarys_request_and_never_alters_the_answer(shadowed,
+                                                                              memory: MemoryPlatform) -> None:
     plane = shadowed(Returns({"shadow": "different answer"}))
     prediction = predict(plane, "quote", {"customer_id": "c1"}, request_id="req-shadow-1")
 
@@ -360,7 +371,8 @@ def test_a_shadow_row_carries_the_primarys_request_and_never_alters_the_answer(s
     assert json.loads(prediction.output_json) == {"echo": {"customer_id": "c1"}}
     (shadow,) = memory.wait_rows(1, routed_by="shadow")
     assert (shadow["version"], shadow["status"], shadow["output"]) == ("2.0.0", "ok", {"shadow": "different answer"})
-    assert (shadow["request_id"], shadow["input"], shadow["experiment"]) == ("req-shadow-1", {"customer_id": "c1"}, None)
+    assert (shadow["request_id"], shadow["input"], shadow["experiment"]) == (
+        "req-shadow-1", {"customer_id": "c1"}, None)
     assert shadow["id"] != prediction.inference_id
     (primary,) = memory.rows(routed_by="default")
     assert (primary["id"], primary["request_id"]) == (prediction.inference_id, "req-shadow-1")

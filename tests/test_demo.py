@@ -67,8 +67,9 @@ def test_the_mirror_keeps_a_bucket_on_disk_and_puts_it_back(store: S3ModelStore,
     client.put_object(Bucket=bucket, Key="registry/old.dill", Body=b"x")
     client.put_object(Bucket=bucket, Key="../escape", Body=b"x")  # not a path inside the mirror: skipped
     big = os.urandom(11 * 1024 * 1024)  # a multipart upload, as a large publish makes
+    five_mib = 5 * 1024 * 1024
     client.upload_fileobj(io.BytesIO(big), bucket, "registry/big/1.0.dill",
-                          Config=TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024))
+                          Config=TransferConfig(multipart_threshold=five_mib, multipart_chunksize=five_mib))
     mirror = Mirror(tmp_path / "s3", client, bucket)
     mirror.sync()
     client.delete_object(Bucket=bucket, Key="registry/old.dill")

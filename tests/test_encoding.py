@@ -3,7 +3,7 @@ recorded 500: test_dataplane.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import numpy as np
@@ -24,7 +24,7 @@ class Point:
     (Decimal("1E+3"), "1000"),
     (Decimal("-0.000001"), "-0.000001"),
     (date(2026, 1, 2), '"2026-01-02"'),
-    (datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc), '"2026-01-02T03:04:05+00:00"'),
+    (datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), '"2026-01-02T03:04:05+00:00"'),
     (Point(1, "p"), '{"x":1,"label":"p"}'),
     ((1, 2), "[1,2]"),
     ({1: "int key"}, '{"1":"int key"}'),

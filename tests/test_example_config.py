@@ -35,7 +35,8 @@ def active_versions() -> list[tuple[str, str]]:
 
 def test_config_points_at_the_shipped_json_schema() -> None:
     ref = json.loads(CONFIG.read_text())["$schema"]
-    assert (CONFIG.parent / ref).resolve() == ROOT / "platform" / "modelplatform" / "schemas" / "models-config.schema.json"
+    shipped = ROOT / "platform" / "modelplatform" / "schemas" / "models-config.schema.json"
+    assert (CONFIG.parent / ref).resolve() == shipped
 
 
 def test_auto_pricing_rollout_is_configured_as_specified(pricing: ModelSpec) -> None:

@@ -47,14 +47,14 @@ def test_split_follows_the_weights_and_weight_zero_is_never_chosen() -> None:
 
 def test_assignment_is_salted_by_test_name() -> None:
     first, second = assignments({"a": 50, "b": 50}, "test-1"), assignments({"a": 50, "b": 50}, "test-2")
-    same = sum(x == y for x, y in zip(first, second))
+    same = sum(x == y for x, y in zip(first, second, strict=True))
     # independent tests agree on half the units by chance, not on all of them
     assert abs(same - N / 2) <= tolerance(N, 0.5)
 
 
 def test_two_arms_raising_one_weight_moves_exactly_the_required_units_into_it() -> None:
     before, after = assignments({"a": 50, "b": 50}), assignments({"a": 70, "b": 30})
-    moves = Counter((x, y) for x, y in zip(before, after) if x != y)
+    moves = Counter((x, y) for x, y in zip(before, after, strict=True) if x != y)
     assert set(moves) == {("b", "a")}  # nothing leaves the arm that grew
     # 20 % of all units must move from b to a; nothing else may
     assert abs(moves[("b", "a")] - 0.2 * N) <= tolerance(N, 0.2), moves
@@ -63,7 +63,7 @@ def test_two_arms_raising_one_weight_moves_exactly_the_required_units_into_it() 
 def test_three_arms_raising_one_never_shuffles_units_between_the_others() -> None:
     # a: 40 → 60; b and c keep their proportions (30:30 → 20:20)
     before, after = assignments({"a": 40, "b": 30, "c": 30}), assignments({"a": 60, "b": 20, "c": 20})
-    moves = Counter((x, y) for x, y in zip(before, after) if x != y)
+    moves = Counter((x, y) for x, y in zip(before, after, strict=True) if x != y)
     assert set(moves) <= {("b", "a"), ("c", "a")}
     assert abs(sum(moves.values()) - 0.2 * N) <= tolerance(N, 0.2), moves
     assert abs(moves[("b", "a")] - 0.1 * N) <= tolerance(N, 0.1), moves
@@ -75,7 +75,7 @@ def test_three_arms_raising_one_never_shuffles_units_between_the_others() -> Non
 
 def test_adding_an_arm_only_takes_units_into_the_new_arm() -> None:
     before, after = assignments({"a": 50, "b": 50}), assignments({"a": 45, "b": 45, "new": 10})
-    moves = Counter((x, y) for x, y in zip(before, after) if x != y)
+    moves = Counter((x, y) for x, y in zip(before, after, strict=True) if x != y)
     assert set(moves) <= {("a", "new"), ("b", "new")}
     assert abs(sum(moves.values()) - 0.1 * N) <= tolerance(N, 0.1), moves
 
@@ -168,7 +168,7 @@ def test_a_deploy_raising_a_weight_moves_units_only_into_that_arm() -> None:
     keys = [f"k{i}" for i in range(300)]
     before = [before_router.route(before_model, {"customer_id": k}, None).version for k in keys]
     after = [after_router.route(after_model, {"customer_id": k}, None).version for k in keys]
-    moves = Counter((x, y) for x, y in zip(before, after) if x != y)
+    moves = Counter((x, y) for x, y in zip(before, after, strict=True) if x != y)
     assert set(moves) == {("1.0.0", "2.0.0")}
     assert abs(moves[("1.0.0", "2.0.0")] - 0.3 * 300) <= tolerance(300, 0.3), moves
 

@@ -77,9 +77,9 @@ def test_config_that_is_not_json_or_missing(platform: Platform, tmp_path) -> Non
 
 def test_missing_bucket_is_named(platform: Platform) -> None:
     platform.add("echo", {"1.0.0": Echo()})
+    from modelplatform.app import create_app
     from modelplatform.settings import StoreLocation
     from modelplatform.store import S3ModelStore
-    from modelplatform.app import create_app
 
     with pytest.raises(StartupError, match="bucket 'no-such-bucket-here' does not exist"):
         create_app(platform.settings(), store=S3ModelStore(StoreLocation("no-such-bucket-here", "")))

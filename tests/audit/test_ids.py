@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -27,7 +27,7 @@ def test_ids_sort_by_time_across_milliseconds() -> None:
     start = 1_900_000_000_000
     ids = [uuid7(start + ms) for ms in range(0, 5000, 7)]
     assert sorted(ids) == ids and sorted(str(i) for i in ids) == [str(i) for i in ids]
-    assert uuid7_time(ids[0]) == datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=start)
+    assert uuid7_time(ids[0]) == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=start)
 
 
 def test_a_v4_uuid_has_no_time() -> None:

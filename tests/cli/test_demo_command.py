@@ -22,7 +22,6 @@ import pytest
 from modelplatform.artifacts import sha256_hex
 from modelplatform.settings import StoreLocation
 from modelplatform.store import S3ModelStore
-
 from support.demo_process import DemoProcess, gone
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -45,7 +45,8 @@ def test_predict_and_metadata_need_a_valid_key(keyed: FlaskClient, pricing: Memo
 
 def test_key_id_is_recorded_never_the_key(keyed: FlaskClient, pricing: MemoryPlatform, payload) -> None:
     ok = keyed.post(PINNED, json=payload("quote_valid.json"), headers=bearer(PRICING_KEY))
-    from_file = keyed.post(PINNED, json=payload("quote_valid.json"), headers={"Authorization": "bearer b4tch-job-key-xyz"})
+    from_file = keyed.post(PINNED, json=payload("quote_valid.json"),
+                           headers={"Authorization": "bearer b4tch-job-key-xyz"})
     bare = keyed.post(PINNED, json={"vehicle": "boat", "driver_age": 40}, headers=bearer(BARE_KEY))
     assert (ok.status_code, from_file.status_code, bare.status_code) == (200, 200, 422)
 

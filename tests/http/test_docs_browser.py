@@ -68,7 +68,8 @@ def test_docs_page_lists_operations_and_runs_a_predict(browser, live_url: str, m
     wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
     assert "modelplatform" in browser.title
 
-    operation_ids = {e.get_attribute("data-operation-id") for e in browser.find_elements(By.CSS_SELECTOR, "details.operation")}
+    operations = browser.find_elements(By.CSS_SELECTOR, "details.operation")
+    operation_ids = {e.get_attribute("data-operation-id") for e in operations}
     assert {"predict_auto_pricing", "predict_auto_pricing_1_0_0", "list_models", "healthz"} <= operation_ids
 
     pinned = browser.find_element(By.CSS_SELECTOR, 'details[data-operation-id="predict_auto_pricing_1_0_0"]')

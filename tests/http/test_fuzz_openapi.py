@@ -15,12 +15,16 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (content_type_conformance, negative_data_rejection,
-                                               response_headers_conformance, response_schema_conformance,
-                                               status_code_conformance)
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from support.memory import MemoryPlatform
 from support.models import Echo, Pricer
@@ -49,8 +53,9 @@ def test_generated_calls_get_no_server_error_and_answers_match_the_document(api_
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) >= 10  # predicts (pinned + unpinned), metadata, health, metrics, openapi
     seen: set[int] = set()
+    calls: list[int] = []  # the statuses of one operation and mode
     for operation, mode in itertools.product(operations, schemathesis.GenerationMode):
-        calls: list[int] = []
+        calls.clear()
 
         @given(case=operation.as_strategy(generation_mode=mode))
         @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, derandomize=True, database=None,

@@ -103,7 +103,8 @@ def test_local_refs_in_a_version_schema_still_resolve_inside_the_document(docume
     assert ref == "#/components/schemas/drivers__3_X_X"
     assert component["properties"]["driver"]["$ref"] == "#/components/schemas/drivers__3_X_X-driver"
     assert "$defs" not in component
-    assert resolve(spec, "#/components/schemas/drivers__3_X_X-driver") == load("schema_with_defs.json")["$defs"]["driver"]
+    driver = load("schema_with_defs.json")["$defs"]["driver"]
+    assert resolve(spec, "#/components/schemas/drivers__3_X_X-driver") == driver
     validator = validator_for(spec, ref)
     assert validator.is_valid({"driver": {"age": 30}})
     assert not validator.is_valid({"driver": {"age": 3}})
@@ -133,7 +134,8 @@ def test_with_api_keys_the_document_declares_bearer_auth_and_401s(documented: Me
     assert spec["paths"]["/healthz"]["get"]["security"] == []
 
 
-def test_unpinned_operation_under_an_ab_test_requires_every_weighted_versions_schema(documented: MemoryPlatform) -> None:
+def test_unpinned_operation_under_an_ab_test_requires_every_weighted_versions_schema(
+        documented: MemoryPlatform) -> None:
     # a routed call may reach either arm, and each checks its own schema: only a body both accept is
     # sure to pass, so the document says allOf (anyOf promised bodies that half the calls refuse)
     documented.config["auto_pricing"]["ab_test"] = {"name": "rollout", "weights": {"1.0.0": 50, "1.1.0": 50}}

@@ -94,8 +94,8 @@ def test_nesting_the_parser_accepts_but_the_validator_cannot_walk_is_422_and_rec
     assert (row["id"], row["status"], row["input"]["vehicle"]) == (doc["inference_id"], "invalid_input", "suv")
 
 
-@pytest.mark.parametrize("body", [b'{"vehicle": "a\\u0000b", "driver_age": 30}', b"[" * 1000 + b'"\\u0000"' + b"]" * 1000],
-                         ids=["flat", "near-the-depth-limit"])
+@pytest.mark.parametrize("body", [b'{"vehicle": "a\\u0000b", "driver_age": 30}',
+                                  b"[" * 1000 + b'"\\u0000"' + b"]" * 1000], ids=["flat", "near-the-depth-limit"])
 def test_nul_is_refused_before_it_can_break_the_audit_row(client: FlaskClient, pricing: MemoryPlatform,
                                                           body: bytes) -> None:
     doc = assert_problem(client.post(PINNED, data=body, headers=JSON), 400, "bad-request")

@@ -89,7 +89,7 @@ class SlowClients:
         for sock in idlers:
             sock.close()
 
-    def __enter__(self) -> "SlowClients":
+    def __enter__(self) -> SlowClients:
         self.thread.start()
         return self
 
@@ -282,12 +282,12 @@ def test_a_worker_that_cannot_boot_after_start_is_retried_while_the_others_serve
     auth = {"Authorization": "Bearer a-good-api-key"}
     server = gunicorn(platform, workers=2, API_KEYS_FILE=str(keys), WEB_BOOT_RETRY_MAX="1")
     healthy = server.wait_for_workers(2)
-    server.wait_for_count(lambda l: l["message"].startswith("serving 1 model(s)"), 2)
+    server.wait_for_count(lambda line: line["message"].startswith("serving 1 model(s)"), 2)
 
     keys.write_text("not a valid entry!\n")  # create_app() now fails in any new worker
     victim = sorted(healthy)[0]
     os.kill(victim, signal.SIGKILL)
-    failed = server.wait_for_log(lambda l: l["message"].startswith("worker failed to boot"), timeout=30)
+    failed = server.wait_for_log(lambda line: line["message"].startswith("worker failed to boot"), timeout=30)
     assert "API_KEYS_FILE" in failed["message"], failed
 
     for _ in range(10):  # the healthy worker serves on
@@ -301,7 +301,7 @@ def test_a_worker_that_cannot_boot_after_start_is_retried_while_the_others_serve
     assert server.proc.poll() is None
 
     keys.write_text("svc:a-good-api-key\n")  # the cause is gone: the worker boots
-    server.wait_for_log(lambda l: l["message"].startswith("worker booted after"), timeout=30)
+    server.wait_for_log(lambda line: line["message"].startswith("worker booted after"), timeout=30)
     now = server.wait_for_workers(2)
     assert victim not in now and len(now & healthy) == 1
     ready = requests.get(server.url + "/readyz", timeout=5).json()

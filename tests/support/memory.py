@@ -11,7 +11,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -31,7 +31,6 @@ from modelplatform.routing import ABRouter
 from modelplatform.settings import Settings
 from modelplatform.shadow import DEFAULT_MAX_BYTES, DEFAULT_MAX_QUEUE, ShadowDispatcher
 from modelplatform.validation import CompiledSchema
-
 from support import model_entry
 
 # what the settings must hold to be valid; nothing ever connects to them in the unit tier
@@ -147,7 +146,7 @@ def build_registry(document: Mapping[str, Any], predictors: Mapping[str, Mapping
 
 def _registered(config: ModelsConfig, name: str, predictors: Mapping[str, Any]) -> RegisteredModel:
     spec = config.models[name]
-    loaded_at = datetime.now(timezone.utc)
+    loaded_at = datetime.now(UTC)
     versions = {
         version: LoadedVersion(
             model=name, version=version, predictor=predictors[version], sha256=spec.sha256[version],

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -88,7 +88,7 @@ class Quote:
 
 class ReturnsDataclass:
     def predict(self, payload: Any) -> Quote:
-        return Quote(Decimal("123.45"), date(2026, 12, 31), datetime(2026, 11, 22, 10, 30, tzinfo=timezone.utc))
+        return Quote(Decimal("123.45"), date(2026, 12, 31), datetime(2026, 11, 22, 10, 30, tzinfo=UTC))
 
 
 class NotAModel:

@@ -79,7 +79,7 @@ class GunicornWeb:
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 
-    def start(self, *, wait: str | None = "/readyz", timeout: float = 60.0, interval: float = 0.2) -> "GunicornWeb":
+    def start(self, *, wait: str | None = "/readyz", timeout: float = 60.0, interval: float = 0.2) -> GunicornWeb:
         """Start; unless ``wait`` is None, wait until ``GET wait`` answers 200, asking every ``interval`` seconds
         (raises with the log if it exits or times out)."""
         self._log = self.log_path.open("wb")
