@@ -35,6 +35,14 @@ PROCESS_EVENTS = frozenset({"subprocess.Popen", "os.posix_spawn", "os.system", "
 _unit_test_running = False  # True while a test of the unit tier sets up or runs (never at teardown)
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With ``-m "not slow"`` (the unit tier) the directories of slow tests are not even imported."""
+    if config.getoption("markexpr", "").strip() == "not slow" and collection_path.is_dir():
+        tests = Path(__file__).parent
+        return collection_path.parent == tests and collection_path.name in SLOW_DIRECTORIES or None
+    return None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     tests = Path(__file__).parent
     for item in items:
