@@ -313,6 +313,7 @@ def test_a_first_boot_that_fails_still_fails_the_deploy(platform: Platform, guni
     platform.add("auto_pricing", {"1.0.0": Pricer("300.00", "v1")})
     keys = tmp_path / "api-keys"
     keys.write_text("not a valid entry!\n")
-    with pytest.raises(AssertionError, match="exited with 3") as failed:
+    # API keys are settings, which the master reads before it forks: the deploy is refused before any worker
+    with pytest.raises(AssertionError, match="exited with 1") as failed:
         gunicorn(platform, workers=2, API_KEYS_FILE=str(keys))
-    assert "Worker failed to boot" in str(failed.value)
+    assert "modelplatform cannot start:\n  - API_KEYS_FILE" in str(failed.value)
