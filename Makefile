@@ -11,7 +11,7 @@ DEMO_STAMP = $(VENV)/.installed-demo
 PORT   ?= 8000
 DEMO_ARGS ?=
 
-.PHONY: demo test install browser pgbouncer clean bench bench-scale
+.PHONY: demo test test-fast install browser pgbouncer clean bench bench-scale
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ pgbouncer:
 
 test: $(STAMP) browser pgbouncer
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# the unit tier alone: every test not marked slow (no Postgres, S3 or process), in seconds (README, "Developing")
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # benchmark (a script, not a test): bare Flask vs the platform with durable audit; see docs/performance.md
 bench: $(STAMP)

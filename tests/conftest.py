@@ -1,13 +1,15 @@
-"""Real parts for every test: a Postgres migrated by Alembic and an S3 endpoint over HTTP.
+"""The parts every test builds on.
 
-Postgres is ``TEST_DATABASE_URL`` when set, else an embedded server (pgserver) for the session.
-S3 is moto's server mode on loopback, reached by boto3 through ``AWS_ENDPOINT_URL`` exactly as a
-real S3-compatible store would be.
+Unit tier: ``memory``, models served from Python objects and records kept in memory (``support.memory``).
+Real infrastructure, for the adapters and end to end: a Postgres migrated by Alembic (``TEST_DATABASE_URL``
+when set, else an embedded server, pgserver, for the session) and an S3 endpoint over HTTP (moto's server
+mode on loopback, reached by boto3 through ``AWS_ENDPOINT_URL`` exactly as a real S3-compatible store would be).
 """
 from __future__ import annotations
 
 import json
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,8 +22,63 @@ import sqlalchemy as sa
 from modelplatform import db
 from modelplatform.settings import StoreLocation
 from modelplatform.store import S3ModelStore
-
 from support import Platform
+from support.memory import MemoryPlatform
+
+# The unit tier is every test not marked slow (`make test-fast`). Slow is marked for the author where it can be:
+# a test is slow when it needs the session's Postgres or S3 endpoint (directly or through any fixture built on
+# them: engine, store, platform...) or lives in a directory of end-to-end tests; and a test of the unit tier that
+# starts a process fails, naming the process, until it is marked @pytest.mark.slow.
+INFRASTRUCTURE_FIXTURES = frozenset({"database_url", "s3_endpoint"})
+SLOW_DIRECTORIES = frozenset({"e2e", "ops", "docs"})
+PROCESS_EVENTS = frozenset({"subprocess.Popen", "os.posix_spawn", "os.system", "os.exec"})
+_unit_test_running = False  # True while a test of the unit tier sets up or runs (never at teardown)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With ``-m "not slow"`` (the unit tier) the directories of slow tests are not even imported."""
+    if config.getoption("markexpr", "").strip() == "not slow" and collection_path.is_dir():
+        tests = Path(__file__).parent
+        return collection_path.parent == tests and collection_path.name in SLOW_DIRECTORIES or None
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        directory = item.path.relative_to(tests).parts[0]
+        if INFRASTRUCTURE_FIXTURES & set(getattr(item, "fixturenames", ())) or directory in SLOW_DIRECTORIES:
+            item.add_marker(pytest.mark.slow)
+
+
+def _refuse_processes_in_the_unit_tier(event: str, args: tuple[Any, ...]) -> None:
+    if _unit_test_running and event in PROCESS_EVENTS:
+        raise RuntimeError(f"a test not marked slow started a process ({event} {str(args)[:200]}): mark it "
+                           "@pytest.mark.slow, or keep it in the unit tier without the process")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    sys.addaudithook(_refuse_processes_in_the_unit_tier)  # audit hooks cannot be removed: it checks a flag
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    yield from _as_unit_test(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    yield from _as_unit_test(item)
+
+
+def _as_unit_test(item: pytest.Item) -> Iterator[None]:
+    # not teardown: the last test of a session tears down the session's Postgres, whatever its tier
+    global _unit_test_running
+    _unit_test_running = item.get_closest_marker("slow") is None
+    try:
+        yield
+    finally:
+        _unit_test_running = False
 
 
 @pytest.fixture(scope="session")
@@ -114,6 +171,15 @@ def platform(store: S3ModelStore, clean_db: sa.Engine, database_url: str, tmp_pa
     built = Platform(store=store, engine=clean_db, database_url=database_url, workdir=tmp_path)
     yield built
     built.close()
+
+
+@pytest.fixture
+def memory() -> Iterator[MemoryPlatform]:
+    """The unit tier's platform: ``add`` models as Python objects, build apps and data planes through the real
+    code, read the records from memory. Shadow workers are stopped at teardown."""
+    platform = MemoryPlatform()
+    yield platform
+    platform.close()
 
 
 DATA = Path(__file__).parent / "data"

@@ -7,55 +7,24 @@ from pathlib import Path
 import pytest
 
 from modelplatform.app import create_app
-from modelplatform.artifacts import sha256_hex
-from modelplatform.audit import InferenceRecord
-from modelplatform.audit.base import AuditHealth
 from modelplatform.authoring import dumps_by_value
 from modelplatform.config import parse_config
 from modelplatform.errors import StartupError
 from modelplatform.registry import Registry, load_registry
 from modelplatform.settings import Settings
 from support import model_entry
+from support.memory import MemoryAuditLog, MemoryFiles
 from support.models import Echo
 
 
-class ListAudit:
-    """Keeps records in a list."""
-
-    def __init__(self) -> None:
-        self.records: list[InferenceRecord] = []
-
-    def record(self, record: InferenceRecord) -> None:
-        self.records.append(record)
-
-    def ping(self) -> bool:
-        return True
-
-    def health(self) -> AuditHealth:
-        return AuditHealth(database=True, spool_depth=0, can_record=True)
-
-    def close(self) -> None:
-        pass
-
-
-class Bytes:
-    """A version source holding the files in memory."""
-
-    def __init__(self, files: dict[tuple[str, str], bytes]) -> None:
-        self.files = files
-
-    def read(self, model: str, version: str, sha256: str) -> tuple[bytes, str]:
-        return self.files[(model, version)], "memory"
-
-
 def echo_registry() -> Registry:
-    data = dumps_by_value(Echo())
-    config = parse_config({"echo": model_entry({"1.0.0": sha256_hex(data)})})
-    return load_registry(config, Bytes({("echo", "1.0.0"): data}))
+    files = MemoryFiles()
+    config = parse_config({"echo": model_entry({"1.0.0": files.put("echo", "1.0.0", dumps_by_value(Echo()))})})
+    return load_registry(config, files)
 
 
 def test_an_app_from_in_memory_parts_serves_and_records(tmp_path: Path) -> None:
-    audit = ListAudit()
+    audit = MemoryAuditLog()
     settings = Settings(config_path=tmp_path / "absent.json", artifact_cache_dir=tmp_path / "cache",
                         audit_spool_dir=None)
     client = create_app(settings, audit=audit, registry=echo_registry()).test_client()
@@ -74,7 +43,7 @@ def test_api_keys_can_be_given_in_code(tmp_path: Path) -> None:
     from modelplatform.auth import ApiKeys
 
     settings = Settings(api_keys=ApiKeys.parse([("test", "ci:0123456789abcdef")]))
-    client = create_app(settings, audit=ListAudit(), registry=echo_registry()).test_client()
+    client = create_app(settings, audit=MemoryAuditLog(), registry=echo_registry()).test_client()
     assert client.get("/models").status_code == 401
     assert client.get("/models", headers={"Authorization": "Bearer 0123456789abcdef"}).status_code == 200
 

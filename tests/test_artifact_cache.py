@@ -104,6 +104,7 @@ print(ArtifactCache(directory).ensure(sha, slow))
 """
 
 
+@pytest.mark.slow
 def test_processes_filling_the_same_entry_at_once_download_it_once(tmp_path: Path) -> None:
     data = os.urandom(100_000)
     sha = hashlib.sha256(data).hexdigest()
@@ -141,6 +142,7 @@ def test_threads_filling_different_entries_at_once(tmp_path: Path) -> None:
     assert all(cache.read(hashlib.sha256(b).hexdigest()) == b for b in blobs)
 
 
+@pytest.mark.slow
 def test_prune_keeps_what_live_masters_need_and_recent_entries(tmp_path: Path) -> None:
     cache = ArtifactCache(tmp_path)
     shas = [cache.put(f"version {n}".encode()) for n in range(4)]
@@ -171,5 +173,5 @@ def test_prune_keeps_what_live_masters_need_and_recent_entries(tmp_path: Path) -
 
 
 def test_a_sha256_that_is_not_one_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a sha256 hex digest"):
         ArtifactCache(tmp_path).path("../../etc/passwd")

@@ -67,8 +67,9 @@ def test_the_mirror_keeps_a_bucket_on_disk_and_puts_it_back(store: S3ModelStore,
     client.put_object(Bucket=bucket, Key="registry/old.dill", Body=b"x")
     client.put_object(Bucket=bucket, Key="../escape", Body=b"x")  # not a path inside the mirror: skipped
     big = os.urandom(11 * 1024 * 1024)  # a multipart upload, as a large publish makes
+    five_mib = 5 * 1024 * 1024
     client.upload_fileobj(io.BytesIO(big), bucket, "registry/big/1.0.dill",
-                          Config=TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024))
+                          Config=TransferConfig(multipart_threshold=five_mib, multipart_chunksize=five_mib))
     mirror = Mirror(tmp_path / "s3", client, bucket)
     mirror.sync()
     client.delete_object(Bucket=bucket, Key="registry/old.dill")
@@ -87,6 +88,9 @@ def test_the_mirror_keeps_a_bucket_on_disk_and_puts_it_back(store: S3ModelStore,
     assert head["Metadata"] == {"sha256": artifacts.sha256_hex(b"model bytes")}
     with pytest.raises(VersionExists):  # still immutable after a restart
         restored.publish("auto_pricing", "2.2.0", b"other", artifacts.sha256_hex(b"other"))
+    # restoring again, into the bucket and objects now there (a demo restarted on a live endpoint), still works
+    assert Mirror(tmp_path / "s3", client, fresh).restore() == 2
+    assert restored.fetch("auto_pricing", "2.2.0") == b"model bytes"
 
 
 def test_the_server_log_echo_shows_reloads_and_errors_never_requests() -> None:

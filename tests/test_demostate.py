@@ -30,6 +30,7 @@ def dead_pid() -> int:
     return child.pid
 
 
+@pytest.mark.slow
 def test_a_state_file_names_a_running_demo_only_while_its_process_lives(tmp_path: Path) -> None:
     written = write_state(tmp_path / ".demo", os.getpid())
     assert demostate.read(tmp_path / ".demo") == written

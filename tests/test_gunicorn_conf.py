@@ -5,19 +5,26 @@ import os
 import subprocess
 import sys
 
+import pytest
 
-def run_gunicorn(**env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k != "PORT" and k != "LOG_LEVEL" and not k.startswith("WEB_")}
-    return subprocess.run(
-        [sys.executable, "-m", "gunicorn", "--config", "python:modelplatform.gunicorn_conf", "never_imported:app"],
-        env={**base, **env}, capture_output=True, text=True, timeout=60,
-    )
+from support.processes import GunicornWeb
+
+pytestmark = pytest.mark.slow  # every test here starts a process
+
+
+def refused(**env: str) -> list[str]:
+    """The lines the Procfile web command prints when it refuses ``env``; asserts it exits 1 on its own."""
+    server = GunicornWeb(env)
+    try:
+        server.start(wait=None)
+        assert server.wait_exit(timeout=60) == 1, server.log()
+        return server.log().strip().splitlines()
+    finally:
+        server.stop()
 
 
 def test_bad_server_settings_are_listed_together_and_gunicorn_exits_1() -> None:
-    result = run_gunicorn(PORT="http", WEB_THREADS="0", WEB_TIMEOUT="soon", LOG_LEVEL="loud")
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
+    assert refused(PORT="http", WEB_THREADS="0", WEB_TIMEOUT="soon", LOG_LEVEL="loud") == [
         "invalid server settings:",
         "  PORT='http': must be a whole number 1–65535",
         "  WEB_THREADS='0': must be a whole number ≥ 1",
@@ -39,10 +46,8 @@ def test_defaults_and_valid_overrides_load() -> None:
 
 
 def test_worker_settings_are_checked_with_the_others() -> None:
-    result = run_gunicorn(WEB_WORKER="eventlet", WEB_HEADER_TIMEOUT="0", WEB_BODY_TIMEOUT="soon",
-                          WEB_KEEPALIVE="-1", WEB_BOOT_RETRY_MAX="99999", WEB_CONNECTIONS="0")
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
+    assert refused(WEB_WORKER="eventlet", WEB_HEADER_TIMEOUT="0", WEB_BODY_TIMEOUT="soon", WEB_KEEPALIVE="-1",
+                   WEB_BOOT_RETRY_MAX="99999", WEB_CONNECTIONS="0") == [
         "invalid server settings:",
         "  WEB_CONNECTIONS='0': must be a whole number ≥ 1",
         "  WEB_WORKER='eventlet': must be one of gevent, gthread",

@@ -99,19 +99,6 @@ def test_the_fetch_step_never_builds_a_store_client_when_the_cache_is_complete(p
     assert [f.origin for f in report.fetched] == ["cache"] and report.problems == ()
 
 
-def test_a_registry_reuses_the_predictors_of_unchanged_versions(platform: Platform) -> None:
-    platform.add("echo", {"1.0.0": Echo()})
-    source = CachedArtifacts(ArtifactCache(platform.cache_dir), store=lambda: platform.store)
-    first = load_registry(load_config(platform.write_config()), source)
-    sha = publish(platform.store, "echo", "1.1.0", Pricer())
-    platform.config["echo"]["active_model_versions"].append("1.1.0")
-    platform.config["echo"]["sha256"]["1.1.0"] = sha
-    platform.config["echo"]["schemas"]["1.1.0"] = {"type": "object"}
-    second = load_registry(load_config(platform.write_config()), source, reuse=first)
-    assert second.get("echo", "1.0.0").predictor is first.get("echo", "1.0.0").predictor
-    assert second.get("echo", "1.1.0").origin == "store"
-
-
 def test_forked_workers_take_the_masters_registry_and_nobody_else_does(platform: Platform) -> None:
     platform.add("echo", {"1.0.0": Echo()})
     path = platform.write_config()
@@ -137,6 +124,7 @@ def test_forked_workers_take_the_masters_registry_and_nobody_else_does(platform:
         handoff.put(None)
 
 
+@pytest.mark.slow
 def test_runtime_directories_of_dead_masters_are_swept(tmp_path: Path) -> None:
     live = RuntimeDir.create(tmp_path)
     code = ("import sys; from modelplatform.runtime_dir import RuntimeDir; "

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -25,7 +26,16 @@ MIN_EXPECTED_PER_ARM = 5  # below this the chi-square approximation is unreliabl
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
-_ARM_STATS = sa.text("""
+# Each arm's latencies are sorted in memory for percentile_cont; Postgres' default work_mem (4 MB) sends a
+# sort of more than ~150k latencies to temporary files. 64 MB holds an arm of ~2M calls in the window
+# (docs/performance.md); the session's own setting wins when it is larger (PGOPTIONS, a role's setting).
+REPORT_WORK_MEM = "64MB"
+_RAISE_WORK_MEM = sa.text("""
+    select set_config('work_mem', :work_mem, true)
+    where pg_size_bytes(current_setting('work_mem')) < pg_size_bytes(:work_mem)
+""")
+
+ARM_STATS = sa.text("""
     select model, version, routed_by, calls, ok, invalid_input, rejected, error,
            latency_p50_ms, latency_p95_ms, first_seen, last_seen
     from ab_arm_stats_since(:since)
@@ -144,13 +154,30 @@ def find_test(config: ModelsConfig, experiment: str) -> tuple[str, ABTest] | Non
     return None
 
 
+@contextmanager
+def report_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A read-only transaction with at least :data:`REPORT_WORK_MEM` of ``work_mem``, set with
+    ``set_config(…, true)`` (``SET LOCAL``): it ends with the transaction, so a pooled connection, a
+    PgBouncer server connection in transaction mode included, goes back unchanged."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("set transaction read only")
+        conn.execute(_RAISE_WORK_MEM, {"work_mem": REPORT_WORK_MEM})
+        yield conn
+
+
+def arm_stats_params(experiment: str, since: datetime | None, model: str | None = None) -> dict[str, Any]:
+    """The parameters of :data:`ARM_STATS`. ``since`` is sent as a value that psycopg2 writes into the
+    statement as a literal, so the planner reads only the partitions of the window's days."""
+    return {"experiment": experiment, "model": model,
+            "since": since if since is not None else datetime.min.replace(tzinfo=timezone.utc)}
+
+
 def fetch_arms(engine: sa.Engine, experiment: str, since: datetime | None, model: str | None = None,
                ) -> tuple[ArmStats, ...]:
     """Per (model, version, routed_by) statistics of ``experiment``. Raises ``SQLAlchemyError``."""
-    params = {"experiment": experiment, "model": model,
-              "since": since if since is not None else datetime.min.replace(tzinfo=timezone.utc)}
-    with engine.connect() as conn:
-        return tuple(ArmStats(**row._mapping) for row in conn.execute(_ARM_STATS, params))
+    with report_transaction(engine) as conn:
+        rows = conn.execute(ARM_STATS, arm_stats_params(experiment, since, model))
+        return tuple(ArmStats(**row._mapping) for row in rows)
 
 
 def srm_check(observed: Mapping[str, int], weights: Mapping[str, int] | None, *, alpha: float = SRM_ALPHA,

@@ -1,7 +1,10 @@
-"""The SQL in docs/ab-testing.md and the README runs, and answers what it claims, on a small known table."""
+"""The SQL in docs/ab-testing.md and the README runs, and answers what it claims, on a small known table;
+the queries that take a window (psql variables ``:'since'`` and ``:'until'``) read only its partitions."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -9,7 +12,14 @@ import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[2]
 SQL_BLOCK = re.compile(r"```sql\n(.*?)```", re.S)
+PSQL_VARIABLE = re.compile(r":'(\w+)'")
 TEST = "pricing-2.1.1-rollout"
+# the window the docs' queries are given, as an analyst would set it in psql; every seeded row is in it,
+# and a copy of each lies 20 days earlier, in a partition of its own that no windowed query may read
+NOW = datetime.now(timezone.utc)
+WINDOW = {"since": (NOW - timedelta(days=1)).isoformat(), "until": (NOW + timedelta(days=1)).isoformat()}
+BEFORE = (NOW - timedelta(days=20)).replace(hour=0, minute=0, second=0, microsecond=0)
+BEFORE_PARTITION = f"inferences_p{BEFORE:%Y%m%d}"
 
 # arm 2.1.0: customers c1..c4 (c1 quoted twice); arm 2.1.1: c5..c8; shadow 2.2.0 answers +5 on every call;
 # sold: c1 (request r1), c5, c6
@@ -18,7 +28,14 @@ _ROWS = [("2.1.0", f"c{i}", f"r{i}", 100) for i in range(1, 5)] + [("2.1.0", "c1
 
 
 def sql_statements(path: Path) -> list[str]:
-    return [stmt for block in SQL_BLOCK.findall(path.read_text()) for stmt in block.split(";\n") if stmt.strip()]
+    """The statements of the file's ``sql`` blocks, with ``:'since'`` and ``:'until'`` replaced by the
+    window as quoted literals, which is what psql does with its variables."""
+    return [bind(stmt) for block in SQL_BLOCK.findall(path.read_text()) for stmt in block.split(";\n")
+            if stmt.strip()]
+
+
+def bind(sql: str) -> str:
+    return PSQL_VARIABLE.sub(lambda m: "'" + WINDOW[m.group(1)].replace("'", "''") + "'", sql)
 
 
 @pytest.fixture
@@ -42,6 +59,17 @@ def analyst_db(clean_db: sa.Engine):
                              "sold_at timestamptz, premium numeric)"))
         conn.execute(sa.text("insert into policy_sales values ('r1', 'c1', now(), 100), ('r5', 'c5', now(), 110), "
                              "('r6', 'c6', now(), 110)"))
+        # the same calls 20 days earlier: a query that ignores its window counts everything twice
+        conn.execute(sa.text(f"create table {BEFORE_PARTITION} partition of inferences for values "
+                             f"from ('{BEFORE.isoformat()}') to ('{(BEFORE + timedelta(days=1)).isoformat()}')"))
+        conn.execute(sa.text("""
+            insert into inferences (id, created_at, model, version, routed_by, experiment, routing_key, status,
+                                    input, output, latency_ms, request_id, artifact_sha256)
+            select gen_random_uuid(), :day + (created_at - date_trunc('day', created_at)), model, version,
+                   routed_by, experiment, routing_key, status, input, output, latency_ms, request_id,
+                   artifact_sha256
+            from inferences
+        """), {"day": BEFORE})
         yield conn
         tx.rollback()
 
@@ -56,7 +84,7 @@ def test_every_analysis_query_in_the_docs_runs_and_answers(analyst_db: sa.Connec
     view, window, split, per_call, per_unit, z_test, shadow, status_diff = \
         sql_statements(ROOT / "docs" / "ab-testing.md")
 
-    assert run(analyst_db, view, "version")["2.1.0"]["calls"] == 5
+    assert run(analyst_db, view, "version")["2.1.0"]["calls"] == 10  # all time: the calls and their earlier copies
     assert run(analyst_db, window, "version")["2.1.0"]["calls"] == 5
     assert run(analyst_db, split, "version")["2.1.1"]["calls"] == 4
 
@@ -82,6 +110,36 @@ def test_every_analysis_query_in_the_docs_runs_and_answers(analyst_db: sa.Connec
     (diff,) = [dict(r._mapping) for r in analyst_db.execute(sa.text(status_diff))]
     assert diff == {"live_version": "2.1.1", "live_status": "ok", "shadow_version": "2.2.0",
                     "shadow_status": "error", "calls": 1}
+
+
+def test_the_windowed_queries_read_only_the_windows_partitions(analyst_db: sa.Connection) -> None:
+    """Issue 13: the A/B queries were written over all time, so they read every partition of history."""
+    docs = [(path.name, stmt) for path in (ROOT / "docs" / "ab-testing.md", ROOT / "README.md")
+            for stmt in SQL_BLOCK.findall(path.read_text())]
+    windowed = [(name, bind(stmt)) for name, block in docs for stmt in block.split(";\n")
+                if PSQL_VARIABLE.search(stmt)]
+    # ab-testing.md: all but the all-time view's example; README: all but "what failed" (the newest 20 rows)
+    assert len(windowed) == 10
+    assert not [stmt for _, stmt in windowed if "now()" in stmt]
+    for name, sql in windowed:
+        escaped = sql.replace(":", r"\:")
+        (plan,) = analyst_db.execute(sa.text("explain (format json) " + escaped)).scalar()
+        planned = [node for node, inner_loop in plan_nodes(plan["Plan"]) if not inner_loop
+                   and node.get("Relation Name") == BEFORE_PARTITION]
+        assert planned == [], f"{name}: the planner did not prune the partition before the window:\n{sql}"
+        (run,) = analyst_db.execute(sa.text("explain (analyze, format json) " + escaped)).scalar()
+        read = [node for node, _ in plan_nodes(run["Plan"])
+                if node.get("Relation Name") == BEFORE_PARTITION and node.get("Actual Loops", 0) > 0]
+        assert read == [], f"{name}: read the partition before the window:\n{sql}"
+
+
+def plan_nodes(node: dict, inner_loop: bool = False) -> Iterator[tuple[dict, bool]]:
+    """Every node of a JSON plan, and whether it runs once per outer row (the inner side of a nested loop,
+    e.g. the lateral live side of ``shadow_comparisons``), where partitions are pruned as the query runs."""
+    yield node, inner_loop
+    for child in node.get("Plans", []):
+        inner = inner_loop or (node["Node Type"] == "Nested Loop" and child.get("Parent Relationship") == "Inner")
+        yield from plan_nodes(child, inner)
 
 
 def fail_one_shadow(conn: sa.Connection, request_id: str) -> None:
@@ -112,4 +170,4 @@ def test_every_readme_query_runs_and_counts_no_shadow_call_as_traffic(analyst_db
     assert (differs["shadow_version"], differs["calls"], float(differs["differs"])) == ("2.2.0", 9, 1.0)
 
     arms = run(analyst_db, conversion)
-    assert float(arms["2.1.1"]["conversion"]) == 0.5
+    assert (arms["2.1.1"]["quotes"], float(arms["2.1.1"]["conversion"])) == (4, 0.5)

@@ -4,16 +4,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from scipy import stats
 
+from ab_seed_support import OLD
 from modelplatform.ab_report import parse_since, srm_check
 from modelplatform.cli import main
-
-from ab_seed_support import OLD
 
 
 @pytest.fixture
@@ -90,7 +89,7 @@ def test_since_excludes_older_calls(seed, report) -> None:
     _, all_time, _ = report("clean", "--json")
     assert json.loads(all_time)["srm"]["mismatch"] is True
 
-    for since in ("7d", "168h", (datetime.now(timezone.utc) - timedelta(days=7)).isoformat()):
+    for since in ("7d", "168h", (datetime.now(UTC) - timedelta(days=7)).isoformat()):
         code, out, _ = report("clean", "--json", "--since", since)
         doc = json.loads(out)
         assert code == 0
@@ -120,8 +119,9 @@ def test_a_misspelled_test_name_lists_the_known_tests_and_exits_1(seed, report) 
     seed("retired", "1.0.0", 20)  # calls of a test no longer in the config do not make a typo known
     code, out, err = report("claen")
     assert (code, out) == (1, "")
-    assert err == ("modelplatform ab-report: no A/B test 'claen' in {config}, and no call recorded under that "
-                   "name; the config's tests: clean, skewed, zeroed\n").format(config=err.split(" in ")[1].split(",")[0])
+    config = err.split(" in ")[1].split(",")[0]
+    assert err == (f"modelplatform ab-report: no A/B test 'claen' in {config}, and no call recorded under that "
+                   "name; the config's tests: clean, skewed, zeroed\n")
 
     code, _, err = report("claen", "--since", "7d", "--json")
     assert code == 1 and "the config's tests: clean, skewed, zeroed" in err
@@ -167,15 +167,15 @@ def test_srm_check_needs_enough_calls_and_two_arms() -> None:
 
 
 def test_parse_since() -> None:
-    now = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
     assert parse_since("24h", now) == now - timedelta(hours=24)
     assert parse_since("7d", now) == now - timedelta(days=7)
     assert parse_since("90m", now) == now - timedelta(minutes=90)
-    assert parse_since("2026-11-20T08:00:00Z") == datetime(2026, 11, 20, 8, tzinfo=timezone.utc)
-    assert parse_since("2026-11-20") == datetime(2026, 11, 20, tzinfo=timezone.utc)
-    assert parse_since("2026-11-20T08:00:00+02:00") == datetime(2026, 11, 20, 6, tzinfo=timezone.utc)
+    assert parse_since("2026-11-20T08:00:00Z") == datetime(2026, 11, 20, 8, tzinfo=UTC)
+    assert parse_since("2026-11-20") == datetime(2026, 11, 20, tzinfo=UTC)
+    assert parse_since("2026-11-20T08:00:00+02:00") == datetime(2026, 11, 20, 6, tzinfo=UTC)
     for bad in ("", "7x", "-1d", "last week"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="is neither an ISO timestamp"):
             parse_since(bad, now)
 
 
@@ -200,6 +200,7 @@ def test_chisquare_matches_scipy() -> None:
         assert p_value == pytest.approx(reference.pvalue, rel=1e-10)
 
 
+@pytest.mark.slow
 def test_ab_report_imports_no_statistics_library() -> None:
     """The command used to spend most of its time importing scipy for one p-value (issue 12)."""
     code = ("import sys, modelplatform.ab_report, modelplatform.cli.ab_report_command; "

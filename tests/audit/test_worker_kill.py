@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,60 +13,28 @@ import requests
 
 from audit_support import Burst
 from support import OBJECT_SCHEMA, Platform
-from support.processes import free_port
 from support.models import Pricer
+from support.processes import GunicornWeb
 
 pytestmark = pytest.mark.slow
 
 
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 @pytest.fixture(params=["gevent", "gthread"])
-def server(platform: Platform, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, subprocess.Popen]]:
+def server(platform: Platform, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[GunicornWeb]:
+    """The Procfile web command with two workers of ``request.param`` class, both booted."""
     platform.add("auto_pricing", {"1.0.0": Pricer("300.00", "v1")}, schemas={"1.0.0": OBJECT_SCHEMA})
-    port = free_port()
-    env = {**os.environ, **platform.env(), "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": "2",
-           "AUDIT_SPOOL_DIR": str(tmp_path / "spool"), "WEB_WORKER": request.param}
-    # a file, not a pipe: the server logs a line per request, and an undrained pipe would block it
-    output = open(tmp_path / "gunicorn.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", "python:modelplatform.gunicorn_conf",
-         "modelplatform.app:create_app()"], env=env, stdout=output, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, (tmp_path / "gunicorn.log").read_text()
-        try:
-            if requests.get(base + "/readyz", timeout=2).status_code == 200 and len(children(process.pid)) == 2:
-                break
-        except requests.RequestException:  # not listening yet, or too slow while workers boot
-            pass
-        time.sleep(0.2)
-    else:
-        pytest.fail("gunicorn did not become ready in 60 s")
-    yield base, process
-    process.terminate()
+    server = GunicornWeb({**platform.env(), "AUDIT_SPOOL_DIR": str(tmp_path / "spool"), "WEB_WORKER": request.param},
+                         workers=2, log_path=tmp_path / "gunicorn.log")
     try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
-    output.close()
+        server.start()
+        server.wait_for_workers(2)
+        yield server
+    finally:
+        server.stop()
 
 
-def test_every_200_has_its_row_when_a_worker_is_killed(server, platform: Platform, payload) -> None:
-    base, gunicorn = server
+def test_every_200_has_its_row_when_a_worker_is_killed(server: GunicornWeb, platform: Platform, payload) -> None:
+    base = server.url
     body = payload("quote_valid.json")
     sessions = threading.local()
 
@@ -84,14 +50,14 @@ def test_every_200_has_its_row_when_a_worker_is_killed(server, platform: Platfor
 
     with Burst(send) as burst:
         time.sleep(1.0)
-        victim = children(gunicorn.pid)[0]
+        victim = min(server.workers())
         answered_before_kill = len(burst.results)
         os.kill(victim, signal.SIGKILL)
         time.sleep(2.0)
     answered = burst.results
 
     assert answered_before_kill > 0 and len(answered) > answered_before_kill  # served before and after
-    assert victim not in children(gunicorn.pid)  # the master replaced the killed worker
+    assert victim not in server.wait_for_workers(2)  # the master replaced the killed worker
     recorded = {str(row["id"]) for row in platform.rows()}
     missing = set(answered) - recorded
     assert not missing, f"{len(missing)} answered inference(s) without a row"

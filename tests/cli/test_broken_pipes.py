@@ -77,6 +77,7 @@ def test_a_failing_command_keeps_its_own_status_on_a_closed_pipe(store: S3ModelS
     assert "already exists" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_check_config_json_to_a_closed_pipe_keeps_its_status(tmp_path: Path) -> None:
     config = tmp_path / "models.json"
     config.write_text("{}")

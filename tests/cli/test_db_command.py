@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import os
-import sys
 import subprocess
+import sys
 import uuid
 
 import pytest
@@ -62,6 +62,7 @@ def test_every_revision_downgrades_cleanly(empty_database: str) -> None:
     assert "inferences" in _tables(empty_database)
 
 
+@pytest.mark.slow
 def test_upgrade_without_database_url_fails_clearly() -> None:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     result = subprocess.run(procfile_command("release"), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
@@ -69,6 +70,7 @@ def test_upgrade_without_database_url_fails_clearly() -> None:
     assert "DATABASE_URL is not set" in result.stderr
 
 
+@pytest.mark.slow
 def test_platform_directory_is_never_a_package() -> None:
     assert not (ROOT / "platform" / "__init__.py").exists()
     result = subprocess.run([sys.executable, "-c", "import platform, boto3, uuid; print(platform.python_version())"],
@@ -81,6 +83,7 @@ def _db_upgrade(url: str, *args: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "DATABASE_URL": url}, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_unreachable_database_fails_the_release_with_the_reason_not_a_traceback() -> None:
     result = _db_upgrade("postgresql://postgres@127.0.0.1:1/postgres")
     assert result.returncode == 2

@@ -4,13 +4,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from modelplatform.audit import rows as audit_rows
 from support.processes import ROOT, procfile_command
 from support.records import make_record
+
+pytestmark = pytest.mark.slow  # every test here starts a process
 
 
 def maintain(url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -35,7 +38,7 @@ def test_the_release_step_migrates_and_creates_a_week_of_partitions_ahead(scratc
     result = subprocess.run(procfile_command("release"), cwd=ROOT, env={**os.environ, "DATABASE_URL": url},
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    today = datetime.now(timezone.utc)
+    today = datetime.now(UTC)
     expected = {f"inferences_p{today + timedelta(days=d):%Y%m%d}" for d in range(8)} | {"inferences_default"}
     assert expected <= partition_names(url)
     assert f"partitions cover through {(today + timedelta(days=8)):%Y-%m-%d}T00:00:00+00:00" in result.stdout
@@ -43,7 +46,7 @@ def test_the_release_step_migrates_and_creates_a_week_of_partitions_ahead(scratc
 
 def test_keep_drops_old_partitions_and_prints_them(scratch_databases) -> None:
     url = scratch_databases()
-    old_day = datetime.now(timezone.utc) - timedelta(days=500)
+    old_day = datetime.now(UTC) - timedelta(days=500)
     conn = audit_rows.connect(url)
     try:
         audit_rows.store(conn, [make_record(created_at=old_day).as_params()])  # lands in the default partition
@@ -94,5 +97,5 @@ def test_cron_on_every_host_at_once(scratch_databases) -> None:
     assert [r.returncode for r in runners] == [0, 0, 0], outputs
     created = [line.split()[1] for out, _ in outputs for line in out.splitlines() if line.startswith("created ")]
     assert len(created) == len(set(created)) and len(created) >= 26  # each partition created by one runner only
-    today = datetime.now(timezone.utc)
+    today = datetime.now(UTC)
     assert {f"inferences_p{today + timedelta(days=d):%Y%m%d}" for d in range(31)} <= partition_names(url)

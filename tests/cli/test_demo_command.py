@@ -22,7 +22,6 @@ import pytest
 from modelplatform.artifacts import sha256_hex
 from modelplatform.settings import StoreLocation
 from modelplatform.store import S3ModelStore
-
 from support.demo_process import DemoProcess, gone
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,6 +176,7 @@ def test_demo_whose_web_server_dies_stops_the_rest_and_says_so(demo_dir: Path) -
     assert gone(started) == []  # its workers, and Postgres, stopped with it
 
 
+@pytest.mark.slow
 def test_demo_refuses_a_taken_port_before_starting_anything(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -201,6 +201,7 @@ def test_demo_rows_and_reload_without_a_running_demo_say_how_to_start_one(tmp_pa
         capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_make_demo_installs_only_the_demo_extra_and_takes_a_port(tmp_path: Path) -> None:
     """Issue 12: `make demo` installed the 709 MB test extra, and could not take a port."""
     done = subprocess.run(["make", "-n", "demo", f"VENV={tmp_path / 'venv'}", "PORT=8123",

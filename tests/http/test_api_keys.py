@@ -8,7 +8,8 @@ from flask.testing import FlaskClient
 
 from modelplatform.auth import ApiKeys
 from modelplatform.errors import StartupError
-from support import Platform
+from support.memory import MemoryPlatform
+from support.problems import assert_problem
 
 PINNED = "/models/auto_pricing/versions/1.0.0/predict"
 PRICING_KEY = "pr1c1ng-s3cret-key"
@@ -16,7 +17,7 @@ BARE_KEY = "bare-key-0123456789"
 
 
 @pytest.fixture
-def keyed(pricing: Platform, tmp_path) -> FlaskClient:
+def keyed(pricing: MemoryPlatform, tmp_path) -> FlaskClient:
     keys_file = tmp_path / "keys"
     keys_file.write_text(f"# batch jobs\nbatch:b4tch-job-key-xyz\n\n{BARE_KEY}\n")
     return pricing.app(API_KEYS=f"pricing:{PRICING_KEY}", API_KEYS_FILE=str(keys_file)).test_client()
@@ -30,23 +31,22 @@ def bearer(key: str) -> dict[str, str]:
     {}, bearer("wrong-key-123456"), {"Authorization": PRICING_KEY}, {"Authorization": f"Basic {PRICING_KEY}"},
     {"Authorization": "Bearer "}, bearer(PRICING_KEY + "x"), bearer("x" * 5000),
 ], ids=["none", "unknown", "no-scheme", "basic", "empty", "suffix", "huge"])
-def test_predict_and_metadata_need_a_valid_key(keyed: FlaskClient, pricing: Platform, payload, headers) -> None:
+def test_predict_and_metadata_need_a_valid_key(keyed: FlaskClient, pricing: MemoryPlatform, payload, headers) -> None:
     for response in (keyed.post(PINNED, json=payload("quote_valid.json"), headers=headers),
                      keyed.post("/models/auto_pricing/predict", json=payload("quote_valid.json"), headers=headers),
                      keyed.get("/models", headers=headers),
                      keyed.get("/models/auto_pricing", headers=headers),
                      keyed.get("/models/auto_pricing/versions/1.0.0", headers=headers),
                      keyed.get("/models/nope", headers=headers)):  # 401 before 404: no probing for names
-        assert response.status_code == 401
-        assert response.mimetype == "application/problem+json"
-        assert response.get_json()["type"] == "urn:modelplatform:problem:unauthorized"
-        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert_problem(response, 401, "unauthorized")
+        assert response.headers["WWW-Authenticate"] == 'Bearer realm="modelplatform"'
     assert pricing.rows() == []
 
 
-def test_key_id_is_recorded_never_the_key(keyed: FlaskClient, pricing: Platform, payload) -> None:
+def test_key_id_is_recorded_never_the_key(keyed: FlaskClient, pricing: MemoryPlatform, payload) -> None:
     ok = keyed.post(PINNED, json=payload("quote_valid.json"), headers=bearer(PRICING_KEY))
-    from_file = keyed.post(PINNED, json=payload("quote_valid.json"), headers={"Authorization": "bearer b4tch-job-key-xyz"})
+    from_file = keyed.post(PINNED, json=payload("quote_valid.json"),
+                           headers={"Authorization": "bearer b4tch-job-key-xyz"})
     bare = keyed.post(PINNED, json={"vehicle": "boat", "driver_age": 40}, headers=bearer(BARE_KEY))
     assert (ok.status_code, from_file.status_code, bare.status_code) == (200, 200, 422)
 
@@ -68,7 +68,7 @@ def test_health_stays_open_with_keys(keyed: FlaskClient) -> None:
     assert keyed.get("/readyz").status_code == 200
 
 
-def test_without_keys_the_service_is_open_and_rows_have_no_key_id(client: FlaskClient, pricing: Platform,
+def test_without_keys_the_service_is_open_and_rows_have_no_key_id(client: FlaskClient, pricing: MemoryPlatform,
                                                                   payload) -> None:
     assert client.post(PINNED, json=payload("quote_valid.json")).status_code == 200
     (row,) = pricing.rows()

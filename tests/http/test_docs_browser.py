@@ -9,26 +9,26 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from support import Platform
+from support.memory import MemoryPlatform
 from support.models import Pricer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(  # slow: it starts a browser
     not (CHROMIUM and CHROMEDRIVER),
-    reason="no chromium/chromedriver on this machine (the Makefile installs Debian's as root: make browser)")
+    reason="no chromium/chromedriver on this machine (the Makefile installs Debian's as root: make browser)")]
 
 WAIT_SECONDS = 20
 
 
 @pytest.fixture
-def live_url(platform: Platform) -> Iterator[str]:
+def live_url(memory: MemoryPlatform) -> Iterator[str]:
     data = Path(__file__).parent.parent / "data"
     import json
-    platform.add("auto_pricing", {"1.0.0": Pricer("300.00", "v1")},
+    memory.add("auto_pricing", {"1.0.0": Pricer("300.00", "v1")},
                  schemas={"1.0.X": json.loads((data / "schema_quote_v1.json").read_text())},
                  examples={"1.0.X": [{"input": {"vehicle": "suv", "driver_age": 40}, "description": "an SUV"}]})
-    server = make_server("127.0.0.1", 0, platform.app(), threaded=True)
+    server = make_server("127.0.0.1", 0, memory.app(), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -58,7 +58,7 @@ def browser(tmp_path: Path):
         driver.quit()
 
 
-def test_docs_page_lists_operations_and_runs_a_predict(browser, live_url: str, platform: Platform) -> None:
+def test_docs_page_lists_operations_and_runs_a_predict(browser, live_url: str, memory: MemoryPlatform) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -68,7 +68,8 @@ def test_docs_page_lists_operations_and_runs_a_predict(browser, live_url: str, p
     wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
     assert "modelplatform" in browser.title
 
-    operation_ids = {e.get_attribute("data-operation-id") for e in browser.find_elements(By.CSS_SELECTOR, "details.operation")}
+    operations = browser.find_elements(By.CSS_SELECTOR, "details.operation")
+    operation_ids = {e.get_attribute("data-operation-id") for e in operations}
     assert {"predict_auto_pricing", "predict_auto_pricing_1_0_0", "list_models", "healthz"} <= operation_ids
 
     pinned = browser.find_element(By.CSS_SELECTOR, 'details[data-operation-id="predict_auto_pricing_1_0_0"]')
@@ -89,7 +90,7 @@ def test_docs_page_lists_operations_and_runs_a_predict(browser, live_url: str, p
                'details[data-operation-id="predict_auto_pricing_1_0_0"] pre.response'), "data-status", "422"))
     assert "invalid-input" in output.text
 
-    assert [row["status"] for row in platform.rows()] == ["ok", "invalid_input"]
+    assert [row["status"] for row in memory.rows()] == ["ok", "invalid_input"]
     # nothing was fetched from anywhere but this server, and the page raised no script errors
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE" and "422" not in e["message"]]
     assert errors == []

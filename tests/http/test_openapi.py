@@ -11,7 +11,7 @@ from openapi_spec_validator import validate
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from support import Platform
+from support.memory import MemoryPlatform
 from support.models import Echo, Pricer
 
 DATA = Path(__file__).parent.parent / "data"
@@ -22,15 +22,15 @@ def load(name: str):
 
 
 @pytest.fixture
-def documented(platform: Platform) -> Platform:
-    platform.add("auto_pricing", {"1.0.0": Pricer("300.00", "v1"), "1.1.0": Pricer("310.00", "v2")},
+def documented(memory: MemoryPlatform) -> MemoryPlatform:
+    memory.add("auto_pricing", {"1.0.0": Pricer("300.00", "v1"), "1.1.0": Pricer("310.00", "v2")},
                  default="1.1.0", description="Auto insurance pricing",
                  schemas={"1.0.X": load("schema_quote_v1.json"), "1.1.X": load("schema_quote_v2.json")},
                  examples={"1.1.X": [{"input": {"vehicle": "suv", "driver_age": 40, "annual_km": 9000},
                                       "description": "a 40-year-old with an SUV"}],
                            "1.0.X": [{"input": load("quote_valid.json")}]})
-    platform.add("drivers", {"3.0.0": Echo()}, schemas={"3.X.X": load("schema_with_defs.json")})
-    return platform
+    memory.add("drivers", {"3.0.0": Echo()}, schemas={"3.X.X": load("schema_with_defs.json")})
+    return memory
 
 
 def spec_of(client: FlaskClient) -> dict:
@@ -57,15 +57,14 @@ def validator_for(spec: dict, ref: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator({"$ref": "urn:doc" + ref}, registry=registry)
 
 
-def test_document_validates_against_openapi_31(documented: Platform) -> None:
+def test_document_validates_against_openapi_31(documented: MemoryPlatform) -> None:
     spec = spec_of(documented.app().test_client())
     validate(spec)  # raises on any violation of the OpenAPI 3.1 schema
     assert spec["openapi"] == "3.1.0"
-    assert spec["info"]["version"].endswith("+config." + documented.app().extensions[
-        "modelplatform.dataplane"].registry.config.revision)
+    assert spec["info"]["version"].endswith("+config." + documented.registry().config.revision)
 
 
-def test_one_pinned_operation_per_active_version_with_that_versions_schema(documented: Platform) -> None:
+def test_one_pinned_operation_per_active_version_with_that_versions_schema(documented: MemoryPlatform) -> None:
     spec = spec_of(documented.app().test_client())
     for version, schema_file in (("1.0.0", "schema_quote_v1.json"), ("1.1.0", "schema_quote_v2.json")):
         media = body_schema(spec, f"/models/auto_pricing/versions/{version}/predict")
@@ -77,7 +76,7 @@ def test_one_pinned_operation_per_active_version_with_that_versions_schema(docum
     assert len(ids) == len(set(ids))
 
 
-def test_unpinned_operation_takes_the_default_versions_schema(documented: Platform) -> None:
+def test_unpinned_operation_takes_the_default_versions_schema(documented: MemoryPlatform) -> None:
     spec = spec_of(documented.app().test_client())
     media = body_schema(spec, "/models/auto_pricing/predict")
     assert resolve(spec, media["schema"]["$ref"]) == load("schema_quote_v2.json")
@@ -85,7 +84,7 @@ def test_unpinned_operation_takes_the_default_versions_schema(documented: Platfo
     assert params == {"X-Request-ID", "X-Routing-Key"}
 
 
-def test_every_problem_response_is_documented_as_problem_json(documented: Platform) -> None:
+def test_every_problem_response_is_documented_as_problem_json(documented: MemoryPlatform) -> None:
     spec = spec_of(documented.app().test_client())
     responses = spec["paths"]["/models/auto_pricing/versions/1.0.0/predict"]["post"]["responses"]
     assert set(responses) == {"200", "400", "404", "408", "413", "415", "422", "500", "503", "504"}
@@ -96,7 +95,7 @@ def test_every_problem_response_is_documented_as_problem_json(documented: Platfo
                                   "/healthz", "/readyz", "/metrics", "/openapi.json"}
 
 
-def test_local_refs_in_a_version_schema_still_resolve_inside_the_document(documented: Platform) -> None:
+def test_local_refs_in_a_version_schema_still_resolve_inside_the_document(documented: MemoryPlatform) -> None:
     spec = spec_of(documented.app().test_client())
     ref = body_schema(spec, "/models/drivers/versions/3.0.0/predict")["schema"]["$ref"]
     component = resolve(spec, ref)
@@ -104,13 +103,14 @@ def test_local_refs_in_a_version_schema_still_resolve_inside_the_document(docume
     assert ref == "#/components/schemas/drivers__3_X_X"
     assert component["properties"]["driver"]["$ref"] == "#/components/schemas/drivers__3_X_X-driver"
     assert "$defs" not in component
-    assert resolve(spec, "#/components/schemas/drivers__3_X_X-driver") == load("schema_with_defs.json")["$defs"]["driver"]
+    driver = load("schema_with_defs.json")["$defs"]["driver"]
+    assert resolve(spec, "#/components/schemas/drivers__3_X_X-driver") == driver
     validator = validator_for(spec, ref)
     assert validator.is_valid({"driver": {"age": 30}})
     assert not validator.is_valid({"driver": {"age": 3}})
 
 
-def test_documented_examples_and_responses_match_what_the_server_does(documented: Platform) -> None:
+def test_documented_examples_and_responses_match_what_the_server_does(documented: MemoryPlatform) -> None:
     client = documented.app().test_client()
     spec = spec_of(client)
     path = "/models/auto_pricing/versions/1.1.0/predict"
@@ -123,7 +123,7 @@ def test_documented_examples_and_responses_match_what_the_server_does(documented
     assert validator_for(spec, "#/components/schemas/Problem").is_valid(problem.get_json())
 
 
-def test_with_api_keys_the_document_declares_bearer_auth_and_401s(documented: Platform) -> None:
+def test_with_api_keys_the_document_declares_bearer_auth_and_401s(documented: MemoryPlatform) -> None:
     client = documented.app(API_KEYS="ci:0123456789abcdef").test_client()
     spec = spec_of(client)  # the document itself stays open
     validate(spec)
@@ -134,7 +134,8 @@ def test_with_api_keys_the_document_declares_bearer_auth_and_401s(documented: Pl
     assert spec["paths"]["/healthz"]["get"]["security"] == []
 
 
-def test_unpinned_operation_under_an_ab_test_requires_every_weighted_versions_schema(documented: Platform) -> None:
+def test_unpinned_operation_under_an_ab_test_requires_every_weighted_versions_schema(
+        documented: MemoryPlatform) -> None:
     # a routed call may reach either arm, and each checks its own schema: only a body both accept is
     # sure to pass, so the document says allOf (anyOf promised bodies that half the calls refuse)
     documented.config["auto_pricing"]["ab_test"] = {"name": "rollout", "weights": {"1.0.0": 50, "1.1.0": 50}}
@@ -147,7 +148,7 @@ def test_unpinned_operation_under_an_ab_test_requires_every_weighted_versions_sc
     assert "examples" not in media
 
 
-def test_docs_page_and_its_assets_come_from_this_server_only(documented: Platform) -> None:
+def test_docs_page_and_its_assets_come_from_this_server_only(documented: MemoryPlatform) -> None:
     client = documented.app().test_client()
     page = client.get("/docs")
     assert page.status_code == 200 and page.mimetype == "text/html"

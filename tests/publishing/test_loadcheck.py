@@ -4,8 +4,12 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from modelplatform import loadcheck
 from modelplatform.authoring import dumps_by_value
+
+pytestmark = pytest.mark.slow  # every test here starts a process
 
 
 class Chatty:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -44,11 +44,30 @@ class Returns:
 
 
 class Raises:
-    def __init__(self, message: str = "boom: secret internal detail") -> None:
+    """Raises ``exc``, by default a RuntimeError with ``message`` (anything: ``BaseException`` too)."""
+
+    def __init__(self, message: str = "boom: secret internal detail", *, exc: BaseException | None = None) -> None:
         self.message = message
+        self.exc = exc
 
     def predict(self, payload: Any) -> Any:
-        raise RuntimeError(self.message)
+        raise self.exc if self.exc is not None else RuntimeError(self.message)
+
+
+class Blocks:
+    """Answers only once ``release`` is set (or after ``timeout`` seconds): a slow model without a clock.
+    Holds a threading.Event, so it serves from memory only (``support.memory``), never from a dill file."""
+
+    def __init__(self, answer: Any = None, timeout: float = 30.0) -> None:
+        import threading
+
+        self.release = threading.Event()
+        self.answer = answer
+        self.timeout = timeout
+
+    def predict(self, payload: Any) -> Any:
+        self.release.wait(self.timeout)
+        return self.answer
 
 
 class Sleeps:
@@ -69,7 +88,7 @@ class Quote:
 
 class ReturnsDataclass:
     def predict(self, payload: Any) -> Quote:
-        return Quote(Decimal("123.45"), date(2026, 12, 31), datetime(2026, 11, 22, 10, 30, tzinfo=timezone.utc))
+        return Quote(Decimal("123.45"), date(2026, 12, 31), datetime(2026, 11, 22, 10, 30, tzinfo=UTC))
 
 
 class NotAModel:

@@ -14,10 +14,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+# read by the gunicorn master (modelplatform.gunicorn_conf), with every WEB_* variable
+SERVER_SETTINGS = frozenset({"HOST", "PORT", "LOG_LEVEL", "PROMETHEUS_MULTIPROC_DIR"})
 
 
 def free_port() -> int:
@@ -64,9 +67,10 @@ class GunicornWeb:
         self.port = free_port()
         self.cwd = cwd or ROOT
         self.url = f"http://127.0.0.1:{self.port}"
-        # the master makes its own metrics directory unless the test names one
-        inherited = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-        self.env = {**inherited, **env, "HOST": "127.0.0.1", "PORT": str(self.port), "WEB_CONCURRENCY": str(workers)}
+        # server settings come from the test, never from the environment the suite runs in (the master makes
+        # its own metrics directory unless the test names one); a test of bad settings passes its own PORT
+        inherited = {k: v for k, v in os.environ.items() if k not in SERVER_SETTINGS and not k.startswith("WEB_")}
+        self.env = {**inherited, "HOST": "127.0.0.1", "PORT": str(self.port), "WEB_CONCURRENCY": str(workers), **env}
         self._own_log = log_path is None
         if log_path is None:
             fd, name = tempfile.mkstemp(prefix="gunicorn-", suffix=".log")
@@ -75,7 +79,7 @@ class GunicornWeb:
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
 
-    def start(self, *, wait: str | None = "/readyz", timeout: float = 60.0, interval: float = 0.2) -> "GunicornWeb":
+    def start(self, *, wait: str | None = "/readyz", timeout: float = 60.0, interval: float = 0.2) -> GunicornWeb:
         """Start; unless ``wait`` is None, wait until ``GET wait`` answers 200, asking every ``interval`` seconds
         (raises with the log if it exits or times out)."""
         self._log = self.log_path.open("wb")
@@ -96,6 +100,24 @@ class GunicornWeb:
         """The exit status of a server expected to stop by itself (raises if it does not within ``timeout``)."""
         assert self.proc is not None
         return self.proc.wait(timeout=timeout)
+
+    def workers(self) -> set[int]:
+        """The pids of the master's worker processes now."""
+        assert self.proc is not None
+        try:
+            return {child.pid for child in psutil.Process(self.proc.pid).children()}
+        except psutil.NoSuchProcess:
+            return set()
+
+    def wait_for_workers(self, count: int, timeout: float = 60.0) -> set[int]:
+        """The worker pids once there are exactly ``count`` (raises with the log after ``timeout`` seconds)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pids = self.workers()
+            if len(pids) == count:
+                return pids
+            time.sleep(0.2)
+        raise AssertionError(f"not {count} workers within {timeout}s:\n{self.log()[-4000:]}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

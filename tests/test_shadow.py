@@ -58,7 +58,7 @@ def test_close_is_bounded_and_counts_what_it_abandons() -> None:
     abandoned = dispatcher.close(timeout=0.5)
     assert time.monotonic() - started < 5
     release.set()
-    assert abandoned >= 1  # one was running, the rest were still queued
+    assert abandoned in (2, 3)  # the two queued behind the running one (three if the worker had not taken it yet)
     assert dispatcher.dropped == abandoned
     assert not dispatcher.submit(call())  # closed: refused and counted
     assert dispatcher.dropped == abandoned + 1
