@@ -11,7 +11,7 @@ DEMO_STAMP = $(VENV)/.installed-demo
 PORT   ?= 8000
 DEMO_ARGS ?=
 
-.PHONY: demo test test-fast install browser pgbouncer clean bench bench-scale
+.PHONY: demo test test-fast lint install browser pgbouncer clean bench bench-scale
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,8 +50,13 @@ pgbouncer:
 			|| echo "pgbouncer could not be installed: the PgBouncer tests will be skipped"; \
 	else echo "pgbouncer not installed (not root or no apt): the PgBouncer tests will be skipped"; fi
 
-test: $(STAMP) browser pgbouncer
+test: $(STAMP) lint browser pgbouncer
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# the gate before the tests: lint (ruff) and types (mypy) of the package and its migrations; config in pyproject.toml
+lint: $(STAMP)
+	$(BIN)/ruff check platform migrations
+	$(BIN)/mypy
 
 # the unit tier alone: every test not marked slow (no Postgres, S3 or process), in seconds (README, "Developing")
 test-fast: $(STAMP)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -136,14 +136,14 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     ``7d``, ``2w``. Raises ``ValueError`` naming both accepted forms."""
     match = _DURATION.match(text)
     if match:
-        now = now if now is not None else datetime.now(timezone.utc)
+        now = now if now is not None else datetime.now(UTC)
         return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise ValueError(f"{text!r} is neither an ISO timestamp (2026-11-22T08:00:00Z) "
                          "nor a duration (24h, 7d)") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def find_test(config: ModelsConfig, experiment: str) -> tuple[str, ABTest] | None:
@@ -169,7 +169,7 @@ def arm_stats_params(experiment: str, since: datetime | None, model: str | None 
     """The parameters of :data:`ARM_STATS`. ``since`` is sent as a value that psycopg2 writes into the
     statement as a literal, so the planner reads only the partitions of the window's days."""
     return {"experiment": experiment, "model": model,
-            "since": since if since is not None else datetime.min.replace(tzinfo=timezone.utc)}
+            "since": since if since is not None else datetime.min.replace(tzinfo=UTC)}
 
 
 def fetch_arms(engine: sa.Engine, experiment: str, since: datetime | None, model: str | None = None,
@@ -245,7 +245,7 @@ def render_text(report: ABReport) -> str:
     if rows:
         widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
         for row in (header, *rows):
-            lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+            lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     else:
         lines.append("no calls recorded for this experiment in the window")
     srm = report.srm

@@ -152,11 +152,14 @@ class ArtifactCache:
     def put(self, data: bytes) -> str:
         """Add ``data`` under its own sha256 (returned); a no-op when a verified entry exists."""
         sha256 = hashlib.sha256(data).hexdigest()
-        self.ensure(sha256, lambda out: out.write(data))
+        def write(out: BinaryIO) -> None:
+            out.write(data)
+
+        self.ensure(sha256, write)
         return sha256
 
     # ---- eviction --------------------------------------------------------------------------------------------
-    def hold(self, owner: str, needed: Iterable[str]) -> "Holder":
+    def hold(self, owner: str, needed: Iterable[str]) -> Holder:
         """Record that ``owner`` (a running master) needs ``needed``; the record lasts while the returned
         :class:`Holder` is open (its lock dies with the process, so a killed master's record is ignored)."""
         self._dirs()

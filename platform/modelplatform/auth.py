@@ -32,7 +32,7 @@ class ApiKeys:
     entries: tuple[tuple[str, bytes], ...]
 
     @classmethod
-    def parse(cls, entries: list[tuple[str, str]]) -> "ApiKeys":
+    def parse(cls, entries: list[tuple[str, str]]) -> ApiKeys:
         """Build from ``(where, entry)`` pairs; raises :class:`StartupError` naming every bad entry."""
         problems: list[str] = []
         parsed: list[tuple[str, bytes]] = []
@@ -61,7 +61,7 @@ class ApiKeys:
         return cls(tuple(parsed))
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "ApiKeys | None":
+    def from_env(cls, env: Mapping[str, str]) -> ApiKeys | None:
         """Keys from ``API_KEYS`` and ``API_KEYS_FILE``; ``None`` when neither is set.
 
         Raises :class:`StartupError` for an unreadable file, a malformed entry, or variables that are

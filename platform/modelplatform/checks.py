@@ -56,7 +56,7 @@ class Problem:
     version: str | None = None
 
     @classmethod
-    def from_config(cls, problem: ConfigProblem) -> "Problem":
+    def from_config(cls, problem: ConfigProblem) -> Problem:
         return cls(CONFIG, problem.message, problem.model, problem.version)
 
     def __str__(self) -> str:
@@ -164,14 +164,14 @@ def check_artifact(spec: ModelSpec, version: str, data: bytes, *,
         file.write_bytes(data)
         report = loadcheck.check_file(file, spec.name, version, [ex.input for _, ex in runnable], timeout=timeout)
     if not report.loaded:
-        message = report.error.removeprefix(f"{spec.name} {version}: ")
+        message = (report.error or "does not load").removeprefix(f"{spec.name} {version}: ")
         return [Problem(MODEL, f"{message}; publish a working file as a new version (see docs/models.md)",
                         spec.name, version)]
     problems = []
     for (where, example), outcome in zip(runnable, report.outcomes, strict=True):
-        message = _outcome_problem(where, example, outcome)
-        if message:
-            problems.append(Problem(EXAMPLE, message, spec.name, version))
+        found = _outcome_problem(where, example, outcome)
+        if found:
+            problems.append(Problem(EXAMPLE, found, spec.name, version))
     return problems
 
 
@@ -218,7 +218,7 @@ def _outcome_problem(where: str, example: Example, outcome: loadcheck.PredictOut
                 "return JSON-encodable values (see docs/models.md), then publish a new version")
     if outcome.status != loadcheck.OK:
         return f"{where}: predict raised {outcome.message}; fix the model and publish a new version, or fix the example"
-    if example.has_output:
+    if example.has_output and outcome.output_json is not None:
         got = encoding.loads(outcome.output_json)
         if not same_json(got, example.output):
             return (f"{where}: output differs: expected {_show(example.output)}, got {_show(got)}; "
@@ -235,7 +235,7 @@ def same_json(a: Any, b: Any) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
     return type(a) is type(b) and a == b
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -107,7 +107,7 @@ class ModelsConfig:
     revision: str
     source: str = "config"
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[ModelSpec]:
         return iter(self.models.values())
 
 
@@ -253,7 +253,8 @@ def _structural_locations(errors: list[jsonschema.ValidationError]) -> list[tupl
         if len(path) >= 2:
             found.append((model, str(path[1])))
         elif error.validator == "required" and isinstance(error.instance, dict):
-            found.extend((model, f) for f in error.validator_value if f not in error.instance)
+            required: list[str] = error.validator_value  # type: ignore[assignment]  # "required" holds names
+            found.extend((model, f) for f in required if f not in error.instance)
         elif error.validator == "type":
             found.append((model, "*"))  # the entry is not an object at all
     return found

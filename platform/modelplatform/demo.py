@@ -189,7 +189,7 @@ def web_command(root: Path) -> list[str]:
     raise DemoError(f"{root / 'Procfile'} has no web: line")
 
 
-def wait_ready(base_url: str, process: subprocess.Popen, log: Path, timeout: float = READY_TIMEOUT_S) -> None:
+def wait_ready(base_url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = READY_TIMEOUT_S) -> None:
     """Poll ``/readyz`` until it answers 200. Raises :class:`DemoError` if the server exits or times out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -206,7 +206,7 @@ def wait_ready(base_url: str, process: subprocess.Popen, log: Path, timeout: flo
     raise DemoError(f"the web server was not ready after {timeout:.0f}s; its log is {log}")
 
 
-def stop_process_group(process: subprocess.Popen, timeout: float = STOP_TIMEOUT_S) -> None:
+def stop_process_group(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT_S) -> None:
     """SIGTERM to the process group ``process`` leads (gunicorn's graceful stop; it also reaches workers
     whose master died), then SIGKILL after ``timeout`` seconds."""
     def signal_group(signum: int) -> None:
@@ -231,7 +231,7 @@ class LogEcho:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="demo-log-echo", daemon=True)
 
-    def __enter__(self) -> "LogEcho":
+    def __enter__(self) -> LogEcho:
         self._thread.start()
         return self
 

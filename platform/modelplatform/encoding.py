@@ -25,7 +25,8 @@ def _default(obj: Any) -> Any:
         if not obj.is_finite():
             raise UnencodableOutput(f"non-finite Decimal {obj}")
         # a Fragment is emitted verbatim: the exact digits, not a float approximation
-        return orjson.Fragment(format(obj, "f") if obj.as_tuple().exponent > -30 else str(obj))
+        exponent = obj.as_tuple().exponent  # an int for a finite Decimal
+        return orjson.Fragment(format(obj, "f") if isinstance(exponent, int) and exponent > -30 else str(obj))
     item = getattr(obj, "item", None)  # numpy scalars orjson does not take natively (e.g. float16)
     if callable(item) and type(obj).__module__ == "numpy":
         return item()
@@ -45,7 +46,8 @@ def _check_finite(obj: Any) -> None:
     elif type(obj).__module__ == "numpy":
         import numpy  # only reached when numpy objects are present, so numpy stays optional
 
-        if numpy.issubdtype(getattr(obj, "dtype", numpy.dtype(object)), numpy.inexact) and not numpy.isfinite(obj).all():
+        inexact = numpy.issubdtype(getattr(obj, "dtype", numpy.dtype(object)), numpy.inexact)
+        if inexact and not numpy.isfinite(obj).all():
             raise UnencodableOutput("non-finite number in numpy value")
     elif hasattr(obj, "__dataclass_fields__"):
         for name in obj.__dataclass_fields__:

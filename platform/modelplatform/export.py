@@ -27,7 +27,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from modelplatform.settings import StoreLocation, psycopg2_dsn
 
-SCHEMA = pa.schema([
+_FIELDS: list[tuple[str, pa.DataType]] = [
     ("id", pa.string()),
     ("created_at", pa.timestamp("us", tz="UTC")),
     ("version", pa.string()),
@@ -53,12 +53,13 @@ SCHEMA = pa.schema([
     ("request_id", pa.string()),
     ("artifact_sha256", pa.string()),
     ("api_key_id", pa.string()),
-])
+]
+SCHEMA = pa.schema(_FIELDS)
 # the model first (it picks the file), then SCHEMA's columns; created_at as epoch microseconds (exact, cheap)
 _SELECT = ("select model, id::text, (extract(epoch from created_at) * 1000000)::bigint, version, routed_by, "
            "experiment, routing_key, status, input::text, output::text, error::text, latency_ms, request_id, "
            "artifact_sha256, api_key_id from inferences where created_at >= %(start)s and created_at < %(end)s")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -73,7 +74,7 @@ class DayExport:
 
 def days_between(since: datetime, until: datetime) -> list[date]:
     """Every UTC day from the day of ``since`` through the day of ``until``. Raises ``ValueError`` if reversed."""
-    first, last = since.astimezone(timezone.utc).date(), until.astimezone(timezone.utc).date()
+    first, last = since.astimezone(UTC).date(), until.astimezone(UTC).date()
     if last < first:
         raise ValueError(f"--until ({last}) is before --since ({first})")
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
@@ -121,7 +122,7 @@ class _ModelFile:
 
 
 def _batches(conn: psycopg2.extensions.connection, day: date, batch_rows: int) -> Iterator[list[tuple[Any, ...]]]:
-    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     # a named cursor is a server-side cursor: Postgres sends batch_rows at a time, memory stays flat
     with conn.cursor(name=f"export_{uuid.uuid4().hex[:8]}") as cursor:
         cursor.itersize = batch_rows
@@ -130,11 +131,12 @@ def _batches(conn: psycopg2.extensions.connection, day: date, batch_rows: int) -
             yield batch
 
 
-def _to_arrow(batch: list[tuple[Any, ...]]) -> tuple[pa.Array, pa.Table]:
+def _to_arrow(batch: list[tuple[Any, ...]]) -> tuple[pa.Array[Any], pa.Table]:
     """The batch's model column, and the rest as a table of :data:`SCHEMA`."""
-    columns = list(zip(*batch))
-    arrays = [pa.array(values, type=pa.int64()).cast(f.type) if f.name == "created_at" else pa.array(values, type=f.type)
-              for values, f in zip(columns[1:], SCHEMA)]
+    columns = list(zip(*batch, strict=True))
+    arrays = [pa.array(values, type=pa.int64()).cast(f.type) if f.name == "created_at"
+              else pa.array(values, type=f.type)
+              for values, f in zip(columns[1:], SCHEMA, strict=True)]
     return pa.array(columns[0], type=pa.string()), pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 
@@ -144,14 +146,14 @@ def export_day(conn: psycopg2.extensions.connection, s3: Any, location: StoreLoc
     """Export one UTC day and then delete that day's files of earlier runs. Raises ``psycopg2.Error``
     (database) and ``botocore`` errors (store); a failure leaves the previous export of the day in place."""
     result = DayExport(day)
-    run = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    run = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="modelplatform-export-") as tmp:
         files: dict[str, _ModelFile] = {}
         for batch in _batches(conn, day, batch_rows):
             models, table = _to_arrow(batch)
-            distinct = sorted(set(models.to_pylist()))
+            distinct = sorted({str(model) for model in models.to_pylist()})  # model is not null
             for model in distinct:
-                part = table if len(distinct) == 1 else table.filter(pc.equal(models, model))
+                part = table if len(distinct) == 1 else table.filter(pc.equal(models, pa.scalar(model)))
                 target = files.setdefault(model, _ModelFile(Path(tmp), row_group_rows, file_rows))
                 target.add(part)
                 result.rows_by_model[model] = result.rows_by_model.get(model, 0) + part.num_rows
@@ -187,11 +189,13 @@ def _delete_other_files(s3: Any, location: StoreLocation, day: date, keep: set[s
 
 def count_rows(conn: psycopg2.extensions.connection, days: list[date]) -> int:
     """Rows in the days to export (for the progress bar's total)."""
-    start = datetime(days[0].year, days[0].month, days[0].day, tzinfo=timezone.utc)
+    start = datetime(days[0].year, days[0].month, days[0].day, tzinfo=UTC)
     with conn.cursor() as cursor:
         cursor.execute("select count(*) from inferences where created_at >= %s and created_at < %s",
                        (start, start + timedelta(days=len(days))))
-        (count,) = cursor.fetchone()
+        row = cursor.fetchone()
+        assert row is not None  # count(*) always answers one row
+        (count,) = row
     conn.rollback()
     return int(count)
 

@@ -90,7 +90,7 @@ class _Hardened:
                 super().load_wsgi()  # type: ignore[misc]
                 break
             except BaseException as exc:
-                if not self.alive or isinstance(exc, HostExit):  # type: ignore[attr-defined]
+                if self._stopping() or isinstance(exc, HostExit):
                     raise  # the master stopped or aborted this worker while it booted
                 if not isinstance(exc, Exception):
                     # e.g. SystemExit from a model's unpickling: gunicorn would exit with *its* code (0: a
@@ -108,7 +108,7 @@ class _Hardened:
                 bootstate.record_failure(directory, os.getpid(), attempts=attempts, since=since,
                                          error=f"{type(exc).__name__}: {exc}", next_retry_in=delay)
                 self._pause(delay)
-                if not self.alive:  # type: ignore[attr-defined]
+                if self._stopping():
                     bootstate.clear_failure(directory, os.getpid())
                     sys.exit(0)  # stopped (HUP, TERM) while retrying: a normal exit, not a boot error
         # everything loaded so far (the app, its models, boto3's service data) lives as long as the worker:
@@ -123,10 +123,15 @@ class _Hardened:
             if attempts:
                 log.warning("worker booted after %d failed attempt(s)", attempts, extra={"attempts": attempts})
 
+    def _stopping(self) -> bool:
+        """The master stopped this worker (a method, not ``self.alive`` inline: it changes under our feet, in a
+        signal handler, so it must not be narrowed like a local)."""
+        return not self.alive
+
     def _pause(self, seconds: float) -> None:
         """Sleep, telling the master every second that this worker is alive (else it is killed as timed out)."""
         until = time.monotonic() + seconds
-        while self.alive and time.monotonic() < until:  # type: ignore[attr-defined]
+        while not self._stopping() and time.monotonic() < until:
             self.notify()  # type: ignore[attr-defined]
             time.sleep(min(1.0, max(0.0, until - time.monotonic())))
 
@@ -218,7 +223,7 @@ class DeadlineSocket:
         self._sock.settimeout(remaining)
         try:
             data = self._sock.recv(size, *flags)
-        except socket.timeout:
+        except TimeoutError:
             raise self._expired() from None
         if data and self._phase == "idle":
             self._phase = "head"
@@ -262,7 +267,7 @@ class DeadlineSocket:
             self._sock.settimeout(remaining)
             try:
                 data = self._sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 return
             if not data:
                 return
@@ -302,13 +307,14 @@ class GeventWorker(_Hardened, _GeventWorker):
 
         patch_psycopg()  # every psycopg2 wait goes through gevent's hub instead of blocking the worker
 
-    def timeout_ctx(self) -> contextlib.AbstractContextManager:
+    def timeout_ctx(self) -> contextlib.AbstractContextManager[None]:  # type: ignore[override]  # stubs say None
         # gunicorn bounds next(parser) by `keepalive` seconds and then closes silently, whatever was
         # received; DeadlineSocket bounds each phase by its own setting instead
         return contextlib.nullcontext()
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
-        super().handle(listener, DeadlineSocket(client, self.limits), addr)
+        # DeadlineSocket stands in for the socket it wraps (same methods), which the stubs cannot know
+        super().handle(listener, DeadlineSocket(client, self.limits), addr)  # type: ignore[arg-type]
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
         # a client that sends its next request as soon as it has an answer never makes its greenlet wait

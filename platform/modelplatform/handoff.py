@@ -33,7 +33,7 @@ class Prepared:
     # (model, version, sha256) → "store" | "cache": where the master's fetch step got each file
     origins: dict[tuple[str, str, str], str] = field(default_factory=dict)
     # the loaded models, or None when preloading is off (PRELOAD_MODELS=0): workers then load from the cache
-    registry: "Registry | None" = None
+    registry: Registry | None = None
     # master-only bookkeeping that must outlive gunicorn re-reading its config module on HUP
     master: Any = None
 

@@ -71,7 +71,7 @@ class FetchReport:
                            "config_ok": self.config_ok})
 
     @classmethod
-    def from_json(cls, text: str) -> "FetchReport":
+    def from_json(cls, text: str) -> FetchReport:
         doc = json.loads(text)
         return cls(tuple(Fetched(**f) for f in doc["fetched"]), tuple(doc["problems"]), doc["config_ok"])
 
@@ -84,14 +84,14 @@ class CachedArtifacts:
     another process, the master's fetch step, put in the cache for this start.
     """
 
-    def __init__(self, cache: ArtifactCache, store: Callable[[], "S3ModelStore"] | None = None,
+    def __init__(self, cache: ArtifactCache, store: Callable[[], S3ModelStore] | None = None,
                  origins: dict[tuple[str, str, str], str] | None = None) -> None:
         self.cache = cache
         self._store_factory = store
         self._store: S3ModelStore | None = None
         self.origins = dict(origins or {})
 
-    def _the_store(self) -> "S3ModelStore":
+    def _the_store(self) -> S3ModelStore:
         if self._store is None:
             assert self._store_factory is not None
             self._store = self._store_factory()
@@ -116,7 +116,7 @@ class CachedArtifacts:
         return data, origin
 
 
-def ensure(cache: ArtifactCache, store: "S3ModelStore", model: str, version: str, sha256: str) -> str:
+def ensure(cache: ArtifactCache, store: S3ModelStore, model: str, version: str, sha256: str) -> str:
     """Put ``model`` ``version`` in the cache unless a verified copy is there; its origin (``store``/``cache``).
 
     Raises :class:`~modelplatform.artifacts.ArtifactRejected`: the downloaded bytes do not match ``sha256``
@@ -134,7 +134,7 @@ def ensure(cache: ArtifactCache, store: "S3ModelStore", model: str, version: str
         raise ArtifactUnavailable(f"{exc}; and no verified copy in the artifact cache {cache.directory}") from None
 
 
-def fill_cache(config: ModelsConfig, cache: ArtifactCache, store: Callable[[], "S3ModelStore"], *,
+def fill_cache(config: ModelsConfig, cache: ArtifactCache, store: Callable[[], S3ModelStore], *,
                max_workers: int = MAX_PARALLEL_DOWNLOADS) -> FetchReport:
     """Every active version of ``config`` into ``cache``, verified; downloads only what is missing or damaged.
 
@@ -164,7 +164,7 @@ def fill_cache(config: ModelsConfig, cache: ArtifactCache, store: Callable[[], "
     return FetchReport(fetched, tuple(problems))
 
 
-def _deploy_store(url: str) -> "S3ModelStore":
+def _deploy_store(url: str) -> S3ModelStore:
     from botocore.config import Config
 
     from modelplatform.settings import StoreLocation

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, cast
 
 
 class HostExit(SystemExit):
@@ -109,7 +110,7 @@ class ModelCaller:
         # the pool's machinery): it hands the outcome back and the greenlet re-raises it
         result = gevent.get_hub().threadpool.spawn(_outcome, predictor.predict, payload)
         try:
-            ok, value = result.get(timeout=self.deadline)
+            ok, value = cast("tuple[bool, Any]", result.get(timeout=self.deadline))
         except gevent.Timeout:
             raise DeadlineExpired(self.deadline or 0.0) from None
         if ok:

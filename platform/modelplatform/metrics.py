@@ -11,8 +11,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
 from modelplatform import forkenv
 from modelplatform.audit import AuditLog, InferenceRecord
@@ -91,8 +98,8 @@ class Metrics:
         key = (record.model, record.version, record.status, record.routed_by)
         children = self._record_children.get(key)
         if children is None:
-            children = self._record_children[key] = (
-                self.predictions.labels(*key), self.predict_latency.labels(record.model, record.version, record.routed_by))
+            latency = self.predict_latency.labels(record.model, record.version, record.routed_by)
+            children = self._record_children[key] = (self.predictions.labels(*key), latency)
         children[0].inc()
         children[1].observe(record.latency_ms / 1000.0)
 

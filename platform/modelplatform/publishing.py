@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from modelplatform import loadcheck, versions
 from modelplatform.store import MULTIPART_THRESHOLD, S3ModelStore, VersionExists
@@ -136,6 +136,7 @@ def publish_file(path: str | Path, model: str, version: str, store: S3ModelStore
     sha256 = file_sha256(path)
     size = path.stat().st_size
     with path.open("rb") as f:
-        body = f if on_position is None else _ProgressReader(f, on_position)
+        # _ProgressReader has the file methods botocore uses (read, seek, tell), not all of IO's
+        body = f if on_position is None else cast(IO[bytes], _ProgressReader(f, on_position))
         store.publish(model, version, body, sha256, multipart_threshold=multipart_threshold, part_bytes=part_bytes)
     return Published(model=model, version=version, sha256=sha256, size=size, url=store.url(model, version))

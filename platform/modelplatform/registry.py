@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -107,7 +107,7 @@ class VersionSource(Protocol):
 
 
 def load_registry(config: ModelsConfig, source: VersionSource, *, location: str | StoreLocation = "",
-                  reuse: "Registry | None" = None, max_workers: int = 8) -> Registry:
+                  reuse: Registry | None = None, max_workers: int = 8) -> Registry:
     """Read every active version's verified bytes from ``source`` (in parallel), then unpickle each.
 
     ``location`` is the store the files were published to (for the ``source`` URL shown in metadata).
@@ -176,7 +176,7 @@ def load_registry(config: ModelsConfig, source: VersionSource, *, location: str 
                 schema_key=spec.schema_key(version),
                 validator=CompiledSchema(schema),
                 examples=spec.examples_for(version),
-                loaded_at=datetime.now(timezone.utc),
+                loaded_at=datetime.now(UTC),
                 source=url,
                 origin=origin,
             )

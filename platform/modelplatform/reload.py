@@ -10,10 +10,10 @@ names, so an event-driven worker can monkey-patch ``ssl`` after the fork.
 1. settings checked (every problem listed);
 2. a snapshot of the operator's config is written to the master's runtime directory; workers only ever read
    snapshots, never the operator's file (``MODELS_CONFIG`` points at the current one);
-3. *fetch step*: ``python -m modelplatform.host_artifacts SNAPSHOT --store URL --cache DIR`` downloads into ``ARTIFACT_CACHE_DIR``
-   every active version the cache lacks (one GET each), verifying each sha256 before it is renamed into the
-   cache; it never unpickles. Cached versions are not downloaded at all, so a start with the store unreachable
-   serves from the cache;
+3. *fetch step*: ``python -m modelplatform.host_artifacts SNAPSHOT --store URL --cache DIR`` downloads into the
+   artifact cache (``ARTIFACT_CACHE_DIR``) every active version the cache lacks (one GET each), verifying each
+   sha256 before it is renamed into the cache; it never unpickles. Cached versions are not downloaded at all,
+   so a start with the store unreachable serves from the cache;
 4. *check step* (``python -m modelplatform.reload SNAPSHOT --cache DIR``): everything ``modelplatform check-config``
    checks, reading the artifacts from the cache (no S3), each version loaded in a child of its own, with the
    allow-listed environment of :func:`modelplatform.childenv.loading_env`. Skipped when this host already
@@ -54,7 +54,9 @@ from modelplatform.errors import StartupError
 from modelplatform.settings import Settings, config_path_from
 
 if TYPE_CHECKING:
+    from modelplatform.artifact_cache import Holder
     from modelplatform.host_artifacts import FetchReport
+    from modelplatform.registry import Registry
     from modelplatform.runtime_dir import RuntimeDir
 
 log = logging.getLogger("modelplatform.reload")
@@ -68,8 +70,8 @@ _CHECKED_DIR = "checked"
 class MasterState:
     """What the master keeps between hooks (in the :mod:`modelplatform.handoff` slot)."""
 
-    runtime: object | None = None  # RuntimeDir: removed at exit
-    cache_holder: object | None = None  # artifact_cache.Holder: the entries this master needs
+    runtime: RuntimeDir | None = None  # removed at exit
+    cache_holder: Holder | None = None  # the artifact cache entries this master needs
     needed: frozenset[str] = frozenset()  # sha256s of the config being served
     previously_needed: frozenset[str] = frozenset()
 
@@ -108,6 +110,7 @@ def on_starting() -> None:
     outcome = prepare(snapshot, settings)
     if outcome.problems:
         _refuse_start(source, outcome.problems)
+    assert outcome.prepared is not None  # prepare() returns problems or what to serve
     _serve(outcome.prepared, settings)
 
 
@@ -134,6 +137,7 @@ def on_reload() -> bool:
             candidate.unlink(missing_ok=True)
         return _refuse_reload(source, current, outcome.problems)
     forkenv.set_config(candidate)
+    assert outcome.prepared is not None  # prepare() returns problems or what to serve
     _serve(outcome.prepared, settings)
     log.info("reload accepted: %s checked, new workers serve snapshot %s", source, candidate,
              extra={"config": str(source), "snapshot": str(candidate)})
@@ -200,7 +204,7 @@ def prepare(snapshot: Path, settings: Settings) -> Outcome:
     return Outcome(prepared=prepared)
 
 
-def _preload(snapshot: Path, settings: Settings, prepared: handoff.Prepared):
+def _preload(snapshot: Path, settings: Settings, prepared: handoff.Prepared) -> Registry:
     """The registry, loaded in this process from the verified cache, reusing what the current one holds."""
     from modelplatform.artifact_cache import ArtifactCache
     from modelplatform.config import load_config
@@ -213,7 +217,7 @@ def _preload(snapshot: Path, settings: Settings, prepared: handoff.Prepared):
     config = replace(load_config(snapshot), source=settings.config_label)
     source = CachedArtifacts(ArtifactCache(settings.artifact_cache_dir), store=None, origins=prepared.origins)
     try:
-        registry = load_registry(config, source, location=settings.store,
+        registry = load_registry(config, source, location=settings.store or "",
                                  reuse=current.registry if current is not None else None)
     except (StartupError, KeyboardInterrupt):
         raise
@@ -278,7 +282,7 @@ def check(path: Path, *, settings: Settings | None = None) -> list[str]:
     return problems if report is None else problems + _check_step(path, settings, report)
 
 
-def _fetch(path: Path, settings: Settings) -> "tuple[FetchReport | None, list[str]]":
+def _fetch(path: Path, settings: Settings) -> tuple[FetchReport | None, list[str]]:
     """The fetch step, in a child with S3 access: its report (None if the child failed) and its problems."""
     from modelplatform.host_artifacts import FetchReport
 
@@ -291,7 +295,7 @@ def _fetch(path: Path, settings: Settings) -> "tuple[FetchReport | None, list[st
     return report, [f"[store] {p}" for p in report.problems]
 
 
-def _check_step(path: Path, settings: Settings, report: "FetchReport") -> list[str]:
+def _check_step(path: Path, settings: Settings, report: FetchReport) -> list[str]:
     """The check step, in a child with only :func:`~modelplatform.childenv.loading_env`: it reads artifacts
     from the cache (``--cache``), never from S3, and unpickles each one in a further child. Versions the fetch
     step could not provide are left out (already reported)."""
@@ -397,7 +401,7 @@ def _refuse_start(source: Path, problems: list[str]) -> None:
     raise SystemExit("modelplatform cannot start:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-def _refuse_reload(source: Path, current: str | None, problems: list[str]) -> bool:
+def _refuse_reload(source: Path, current: Path | None, problems: list[str]) -> bool:
     log.error("reload refused: %s has %d problem(s); new workers keep the last good config %s",
               source, len(problems), current, extra={"config": str(source), "problems": problems})
     for problem in problems:

@@ -103,7 +103,7 @@ class _CompiledTest:
     weights: tuple[int, ...]
 
     @classmethod
-    def build(cls, test: ABTest) -> "_CompiledTest":
+    def build(cls, test: ABTest) -> _CompiledTest:
         arms = sorted((v, w) for v, w in test.weights.items() if w > 0)
         return cls(
             test=test,
@@ -139,7 +139,7 @@ class ABRouter:
         self._default = DefaultRouter()
 
     @classmethod
-    def from_registry(cls, registry: Registry, rng: random.Random | None = None) -> "ABRouter":
+    def from_registry(cls, registry: Registry, rng: random.Random | None = None) -> ABRouter:
         return cls({m.name: m.spec.ab_test for m in registry if m.spec.ab_test is not None}, rng)
 
     def route(self, model: RegisteredModel, payload: Any, routing_key: str | None) -> Route:

@@ -35,7 +35,7 @@ class RuntimeDir:
         self._lock_fd: int | None = lock_fd
 
     @classmethod
-    def create(cls, parent: str | Path | None = None) -> "RuntimeDir":
+    def create(cls, parent: str | Path | None = None) -> RuntimeDir:
         parent = Path(parent or tempfile.gettempdir())
         sweep_stale(parent)
         path = Path(tempfile.mkdtemp(prefix=PREFIX, dir=parent))

@@ -10,12 +10,15 @@ import hashlib
 import io
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from modelplatform.settings import StoreLocation
+
+if TYPE_CHECKING:  # boto3-stubs (the test extra); nothing imported at run time
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 
 class ArtifactError(Exception):
@@ -170,7 +173,7 @@ class S3ModelStore:
         stream = io.BytesIO(body) if isinstance(body, (bytes, bytearray)) else body
         digests: dict[int, bytes] = {}
 
-        def send(number: int, data: bytes) -> dict[str, Any]:
+        def send(number: int, data: bytes) -> CompletedPartTypeDef:
             digest = hashlib.sha256(data).digest()
             digests[number] = digest
             answer = self.client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
@@ -179,8 +182,8 @@ class S3ModelStore:
 
         try:
             with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
-                pending: set[Future[dict[str, Any]]] = set()
-                done: list[Future[dict[str, Any]]] = []
+                pending: set[Future[CompletedPartTypeDef]] = set()
+                done: list[Future[CompletedPartTypeDef]] = []
                 for number in range(1, -(-size // part_bytes) + 1):
                     if len(pending) >= UPLOAD_THREADS:  # bounds memory: parts in flight, not the file
                         finished, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -20,7 +20,7 @@ def is_version(text: str) -> bool:
 def matches(pattern: str, version: str) -> bool:
     """True when ``pattern`` (a version or an ``X`` pattern) covers ``version``."""
     p_parts, v_parts = pattern.split("."), version.split(".")
-    return len(p_parts) == len(v_parts) and all(p in ("X", v) for p, v in zip(p_parts, v_parts))
+    return len(p_parts) == len(v_parts) and all(p in ("X", v) for p, v in zip(p_parts, v_parts, strict=True))
 
 
 def resolve(version: str, keys: Iterable[str]) -> list[str]:

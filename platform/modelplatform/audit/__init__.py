@@ -1,5 +1,5 @@
 """Audit adapters: where every inference is durably recorded."""
-from modelplatform.audit.records import InferenceRecord
 from modelplatform.audit.base import AuditLog
+from modelplatform.audit.records import InferenceRecord
 
 __all__ = ["AuditLog", "InferenceRecord"]

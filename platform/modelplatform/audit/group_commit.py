@@ -14,6 +14,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import psycopg2
@@ -270,7 +271,7 @@ class GroupCommitAuditLog:
         for pending in batch:
             pending.done()
 
-    def _spool_or_fail(self, batch: list[_Pending], rows: list[audit_rows.Row]) -> None:
+    def _spool_or_fail(self, batch: list[_Pending], rows: Sequence[audit_rows.Row]) -> None:
         if self.spool is None:
             for pending in batch:
                 pending.fail()

@@ -17,9 +17,9 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _VERSION_7 = 0x7 << 76
 _VARIANT = 0b10 << 62
 _RAND_A = ((1 << 12) - 1) << 64

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
@@ -79,7 +79,7 @@ class MaintenanceReport:
 
 
 def day_start(moment: datetime) -> datetime:
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
@@ -106,7 +106,7 @@ def list_partitions(conn: sa.Connection) -> list[Partition]:
         match = _BOUND.match(bound or "")
         if match:
             found.append(Partition(name, _bound(match["start"]), _bound(match["end"])))
-    return sorted(found, key=lambda p: (p.start is not None, p.start or datetime.min.replace(tzinfo=timezone.utc)))
+    return sorted(found, key=lambda p: (p.start is not None, p.start or datetime.min.replace(tzinfo=UTC)))
 
 
 def _begin(conn: sa.Connection, lock_timeout: str) -> None:
@@ -165,7 +165,7 @@ def maintain(engine: sa.Engine, *, keep: timedelta | None = None, days_ahead: in
     Raises :class:`MaintenanceBusy` when a lock was not granted within ``lock_timeout`` (what was done
     before stays done), and ``SQLAlchemyError`` when the database cannot be used.
     """
-    now = now if now is not None else datetime.now(timezone.utc)
+    now = now if now is not None else datetime.now(UTC)
     today = day_start(now)
     report = MaintenanceReport()
     try:

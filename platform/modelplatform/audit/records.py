@@ -39,7 +39,7 @@ class InferenceRecord:
         }
 
     @property
-    def summary(self) -> "InferenceSummary":
+    def summary(self) -> InferenceSummary:
         return InferenceSummary(self.id, self.model, self.version, self.routed_by, self.status)
 
 

@@ -29,6 +29,7 @@ import psycopg2.extensions
 from sqlalchemy.dialects import postgresql
 
 from modelplatform.audit.tables import inferences
+
 # psycopg2_dsn: the one database-URL rule lives in settings (benchmarks import it from here too)
 from modelplatform.settings import psycopg2_dsn
 
@@ -74,11 +75,13 @@ def insert_rows(cursor: psycopg2.extensions.cursor, rows: Sequence[Row]) -> None
             raise
         # our prepared statement is not on this server connection: a pooler in transaction mode handed us
         # another one. Go on unprepared rather than fail every write (autocommit: nothing to roll back).
-        _unprepared(cursor.connection, "the prepared audit INSERT vanished between statements")
+        conn = cursor.connection
+        assert isinstance(conn, AuditConnection)  # connect() makes every audit connection one
+        _unprepared(conn, "the prepared audit INSERT vanished between statements")
         cursor.execute(INSERT_SQL, params)
 
 
-def _unprepared(conn: psycopg2.extensions.connection, why: str) -> None:
+def _unprepared(conn: AuditConnection, why: str) -> None:
     conn.insert_sql = INSERT_SQL
     log.warning("%s: a connection pooler in transaction mode? Writing unprepared on this connection; set "
                 "DATABASE_POOL_MODE=transaction to skip the PREPARE (docs/operations.md)", why)
@@ -113,7 +116,8 @@ def connect(url: str, *, connect_timeout: int = 3, prepare: bool = True) -> psyc
     except gevent.Timeout as exc:
         if exc is not timer:
             raise
-        raise psycopg2.OperationalError(f"timeout expired: no answer from the database within {connect_timeout} s") from None
+        raise psycopg2.OperationalError(
+            f"timeout expired: no answer from the database within {connect_timeout} s") from None
     finally:
         timer.close()
 

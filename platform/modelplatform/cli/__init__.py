@@ -13,8 +13,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from modelplatform.cli import ab_report_command, check_config_command, db_command, demo_command, export_command, \
-    publish_command, replay_command
+from modelplatform.cli import (
+    ab_report_command,
+    check_config_command,
+    db_command,
+    demo_command,
+    export_command,
+    publish_command,
+    replay_command,
+)
 from modelplatform.cli.resolve import CannotRun, resolve
 from modelplatform.demostate import shown_path
 
@@ -75,7 +82,7 @@ class _PipeSafeStream:
 @contextmanager
 def _closed_pipes_ignored() -> Iterator[None]:
     stdout, stderr = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _PipeSafeStream(stdout), _PipeSafeStream(stderr)  # type: ignore[assignment]
+    sys.stdout, sys.stderr = _PipeSafeStream(stdout), _PipeSafeStream(stderr)
     try:
         yield
     finally:

@@ -59,7 +59,7 @@ def _report(args: argparse.Namespace, settings: CommandSettings) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     report = commands.add_parser(
         "ab-report", help="per-arm statistics of an A/B test and a sample-ratio-mismatch check",
         description="Per-arm calls, statuses and latency of the A/B test NAME, and a chi-square check of "

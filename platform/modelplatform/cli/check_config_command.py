@@ -55,7 +55,7 @@ def _check(args: argparse.Namespace, settings: CommandSettings) -> int:
     return 1 if problems else 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check = commands.add_parser(
         "check-config", help="validate a config: structure, store objects, models and examples",
         description="Check a models config: its structure and rules; that every active version's file is "

@@ -103,7 +103,7 @@ def _run_maintenance(prog: str, url: str, *, keep: timedelta | None, days_ahead:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     db = commands.add_parser("db", help="database schema migrations")
     actions = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     upgrade = actions.add_parser("upgrade", help="apply Alembic migrations up to head (reads DATABASE_URL)")

@@ -43,7 +43,7 @@ def _demo(args: argparse.Namespace, settings: CommandSettings) -> int:
         return 2
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "demo", help="run the platform locally: embedded Postgres, local S3, example models, the web server",
         description="Start an embedded Postgres, a local S3 endpoint (its objects kept in the data dir), publish "
@@ -61,5 +61,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="where Postgres, S3 objects and the server log are kept between runs (default: "
                              ".demo, git-ignored; rows and reload find a running demo by themselves)")
-    parser.add_argument("--limit", type=_bounded_int(1, 1000), default=10, help="rows: how many rows to show (default: 10)")
+    parser.add_argument("--limit", type=_bounded_int(1, 1000), default=10,
+                        help="rows: how many rows to show (default: 10)")
     parser.set_defaults(handler=_demo, prog=parser.prog)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from modelplatform.cli.ab_report_command import _since as _moment  # the same ISO-or-duration argument
 from modelplatform.cli.resolve import CommandSettings
@@ -31,7 +31,7 @@ def _export(args: argparse.Namespace, settings: CommandSettings) -> int:
     url = settings.database()
     try:
         location = StoreLocation.parse(args.to, "--to")
-        days = export.days_between(args.since, args.until or datetime.now(timezone.utc))
+        days = export.days_between(args.since, args.until or datetime.now(UTC))
     except ValueError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
@@ -45,9 +45,12 @@ def _export(args: argparse.Namespace, settings: CommandSettings) -> int:
     try:
         total = export.count_rows(conn, days) if terminal else None
         with tqdm(total=total, unit="row", unit_scale=True, disable=not terminal, file=sys.stderr) as bar:
+            def advance(rows: int) -> None:
+                bar.update(rows)
+
             for day in days:
                 bar.set_description(day.isoformat())
-                done = export.export_day(conn, s3, location, day, batch_rows=args.batch_rows, progress=bar.update)
+                done = export.export_day(conn, s3, location, day, batch_rows=args.batch_rows, progress=advance)
                 models = ", ".join(f"{m} {n}" for m, n in sorted(done.rows_by_model.items())) or "no rows"
                 tqdm.write(f"{day.isoformat()}: {done.rows} row(s) ({models}), {len(done.keys)} file(s), "
                            f"{done.bytes / 2**20:.1f} MiB; replaced {len(done.replaced)} earlier file(s)",
@@ -64,7 +67,7 @@ def _export(args: argparse.Namespace, settings: CommandSettings) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     command = commands.add_parser(
         "export", help="export inferences to S3 as Parquet, Hive-partitioned by model and date",
         description="Write every UTC day from --since through --until as Parquet under "

@@ -133,7 +133,7 @@ def _print_config_lines(path: Path, published: Any) -> None:
     print(json.dumps({published.model: published.config_entry(existing)}, indent=2)[2:-2])
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     publish = commands.add_parser(
         "publish", help="upload a model file to the store (a published version can never be overwritten)",
         description="Upload a dill model file to <store>/<model>/<version>.dill with a conditional write, "

@@ -12,7 +12,7 @@ import argparse
 import json
 import logging
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -205,7 +205,7 @@ def _replay(args: argparse.Namespace, settings: CommandSettings) -> int:
         if args.out is not None and not args.out.resolve().parent.is_dir():
             raise CannotRun(f"--out {args.out}: the directory {args.out.resolve().parent} does not exist")
         if args.since is None:  # 7d, without importing the duration parser's module (and scipy) for it
-            args.since = datetime.now(timezone.utc) - timedelta(days=DEFAULT_SINCE_DAYS)
+            args.since = datetime.now(UTC) - timedelta(days=DEFAULT_SINCE_DAYS)
         if args.until is not None and args.until <= args.since:
             raise CannotRun("--until must be later than --since")
         sha256, schema, schema_source = resolve_candidate(args, settings.config_path)
@@ -271,7 +271,7 @@ def _tolerance(text: str) -> Any:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from modelplatform.replay.process import DEFAULT_BATCH_TIMEOUT_S, DEFAULT_LOAD_TIMEOUT_S, DEFAULT_MAX_RESTARTS
     from modelplatform.replay.run import DEFAULT_BATCH_SIZE, DEFAULT_EXAMPLES, DEFAULT_TOP
 

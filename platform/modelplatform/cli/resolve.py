@@ -27,8 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelplatform import demostate
-from modelplatform.settings import (DEFAULT_CONFIG_PATH, StoreLocation, database_url_problem,
-                                    normalize_database_url)
+from modelplatform.settings import DEFAULT_CONFIG_PATH, StoreLocation, database_url_problem, normalize_database_url
 
 if TYPE_CHECKING:  # boto3 is imported by the commands that talk to S3, when they do
     from modelplatform.store import S3ModelStore

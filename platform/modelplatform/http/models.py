@@ -81,7 +81,8 @@ def _routing_key() -> str | None:
         pass  # not from a WSGI server's header bytes: already text
     except UnicodeDecodeError:
         raise BadRequest(f"{ROUTING_KEY_HEADER} must be UTF-8: send the key's UTF-8 bytes as they are (not "
-                         "percent- or Latin-1-encoded), or put the key in the body at the A/B test's sticky_key") from None
+                         "percent- or Latin-1-encoded), or put the key in the body at the A/B test's "
+                         "sticky_key") from None
     if not key or len(key) > MAX_ROUTING_KEY_CHARS or not key.isprintable():
         raise BadRequest(f"{ROUTING_KEY_HEADER} must be 1–{MAX_ROUTING_KEY_CHARS} printable characters (UTF-8)")
     return key

@@ -228,7 +228,8 @@ def _routable(model: RegisteredModel) -> list[LoadedVersion]:
 
 def _predict_operation(operation_id: str, summary: str, versions: list[LoadedVersion], tag: str,
                        secured: bool, routing_key: bool) -> dict[str, Any]:
-    statuses = (400, 401, 404, 408, 413, 415, 422, 500, 503, 504) if secured else (400, 404, 408, 413, 415, 422, 500, 503, 504)
+    statuses = ((400, 401, 404, 408, 413, 415, 422, 500, 503, 504) if secured
+                else (400, 404, 408, 413, 415, 422, 500, 503, 504))
     prediction = _json({"$ref": "#/components/schemas/Prediction"}, "The prediction, recorded before this answer")
     prediction["headers"] = PREDICTION_HEADERS
     return {
@@ -249,7 +250,7 @@ def build_openapi(registry: Registry, *, secured: bool) -> dict[str, Any]:
     """The OpenAPI 3.1 document for ``registry``; ``secured`` adds the Bearer scheme and 401s."""
     schemas: dict[str, Any] = copy.deepcopy(_COMPONENT_SCHEMAS)
     paths: dict[str, Any] = {}
-    security = [{SECURITY_SCHEME: []}] if secured else []
+    security: list[dict[str, list[str]]] = [{SECURITY_SCHEME: []}] if secured else []
     names = [m.name for m in registry]
 
     for model in registry:
@@ -302,7 +303,8 @@ def build_openapi(registry: Registry, *, secured: bool) -> dict[str, Any]:
     paths["/healthz"] = {"get": {
         "operationId": "healthz", "summary": "Liveness", "tags": ["operations"], "security": [],
         "responses": {"200": _json({"type": "object", "required": ["status"],
-                                    "properties": {"status": {"type": "string", "const": "ok"}}}, "The process answers"),
+                                    "properties": {"status": {"type": "string", "const": "ok"}}},
+                                   "The process answers"),
                       **MALFORMED_HTTP},
     }}
     paths["/readyz"] = {"get": {

@@ -10,8 +10,15 @@ from flask import Request
 from gunicorn.http.errors import ParseException
 
 from modelplatform import encoding
-from modelplatform.errors import (BadRequest, MalformedBody, MalformedJSON, NumberPrecision, PayloadTooLarge,
-                                  UnsupportedMediaType, echo)
+from modelplatform.errors import (
+    BadRequest,
+    MalformedBody,
+    MalformedJSON,
+    NumberPrecision,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    echo,
+)
 from modelplatform.pointers import child
 
 
@@ -175,8 +182,9 @@ def read_json(request: Request, max_bytes: int) -> tuple[Any, bytes]:
     invalid UTF-8, lone UTF-16 surrogate escapes, NaN/Infinity, numbers that overflow a double, or
     nesting deeper than 1024, and :class:`BadRequest` (400) for U+0000 in a string, which Postgres
     ``jsonb`` cannot store; :class:`NumberPrecision` (400) for numbers a 64-bit float cannot hold
-    exactly (integers outside [-2**63, 2**64) included), which the model would receive rounded. Duplicate object keys are accepted and the last one wins, as in Postgres ``jsonb``, so the
-    model and the audit row see the same document.
+    exactly (integers outside [-2**63, 2**64) included), which the model would receive rounded. Duplicate
+    object keys are accepted and the last one wins, as in Postgres ``jsonb``, so the model and the audit row
+    see the same document.
     """
     if not _is_json_media_type(request.mimetype):
         shown = echo(request.mimetype) if request.mimetype else "none"

@@ -26,7 +26,8 @@ MAX_SHOWN_CHARS = 200
 MAX_TRACKED_LEAVES = 2000
 OTHER_LEAVES = "(other leaves)"
 
-_TOLERANCE = re.compile(r"^\s*(?:(?P<path>/[^=]*|)=)?\s*(?P<value>[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(?P<pct>%?)\s*$")
+_TOLERANCE = re.compile(
+    r"^\s*(?:(?P<path>/[^=]*|)=)?\s*(?P<value>[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(?P<pct>%?)\s*$")
 
 
 def is_number(value: Any) -> bool:

@@ -138,6 +138,7 @@ def _leaf_value(condition: Condition, leaf: dict[str, Any] | None, both_ok: int)
     if leaf is None:
         return None
     stat = condition.stat
+    assert stat is not None  # parse_condition gives every leaf condition a stat
     if stat in LEAF_COUNTS:
         count = leaf[stat]
         denominator = both_ok if stat == "changed" else leaf["numeric"]

@@ -13,6 +13,7 @@ outcome.
 """
 from __future__ import annotations
 
+import io
 import os
 import queue
 import select
@@ -124,7 +125,7 @@ class CandidateProcess:
 
     def _drain_stderr(self) -> None:
         stderr = self._proc.stderr
-        assert stderr is not None
+        assert isinstance(stderr, io.BufferedReader)  # a pipe, buffered (Popen's default)
         for chunk in iter(lambda: stderr.read1(65536), b""):
             self._stderr_tail.append(chunk)
             self._stderr_size += len(chunk)

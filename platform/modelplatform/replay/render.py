@@ -10,7 +10,7 @@ MAX_SHOWN_JSON_CHARS = 160
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
     return ["  " + "  ".join(cell.rjust(w) if i and _numeric(cell) else cell.ljust(w)
-                             for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+                             for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip()
             for row in (header, *rows)]
 
 

@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,15 @@ from sqlalchemy.dialects.postgresql import JSONB
 from modelplatform.replay import gates, source, summary
 from modelplatform.replay.child import peak_rss_kib
 from modelplatform.replay.compare import Comparer, LeafStats, Tolerances
-from modelplatform.replay.process import (DEFAULT_BATCH_TIMEOUT_S, DEFAULT_LOAD_TIMEOUT_S, DEFAULT_MAX_RESTARTS,
-                                          Batch, CandidateSpec, Replayer, TooManyRestarts)
+from modelplatform.replay.process import (
+    DEFAULT_BATCH_TIMEOUT_S,
+    DEFAULT_LOAD_TIMEOUT_S,
+    DEFAULT_MAX_RESTARTS,
+    Batch,
+    CandidateSpec,
+    Replayer,
+    TooManyRestarts,
+)
 from modelplatform.replay.sink import BackgroundWriter, OutFile, ResultRow, ResultWriter
 from modelplatform.replay.tables import replay_runs
 
@@ -137,7 +144,7 @@ def _stream(engine: sa.Engine, options: ReplayOptions, replayer: Replayer, compa
                     if on_progress is not None:
                         on_progress(skipped)
                 if rows:
-                    yield Batch([row.input_json.encode() for row in rows], rows)
+                    yield Batch([row.input_json.encode() for row in rows if row.input_json is not None], rows)
 
         for batch, outcomes in replayer.run(batches()):
             results = []
@@ -178,6 +185,7 @@ def _result(run_id: str, row: source.RecordedRow, status: str, output_json: str 
     candidate_output = _decode(output_json) if status == "ok" else None
     baseline_error = _decode(row.error_json) if row.status == status == "rejected" else None
     compared = comparer.compare(row.status, baseline_output, baseline_error, status, candidate_output, error)
+    assert row.input_json is not None  # only replayable rows are replayed
     return ResultRow(
         run_id=run_id, inference_id=row.inference_id, inference_created_at=row.created_at,
         request_id=row.request_id, baseline_version=row.version, baseline_status=row.status,
@@ -261,7 +269,7 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def _finish(engine: sa.Engine, run_id: str, state: str, report: dict[str, Any] | None) -> None:
-    values: dict[str, Any] = {"state": state, "finished_at": datetime.now(timezone.utc)}
+    values: dict[str, Any] = {"state": state, "finished_at": datetime.now(UTC)}
     if report is not None:
         # orjson writes a non-finite float (a difference between two numbers near the float limit) as
         # null; the json module would write Infinity, which jsonb refuses

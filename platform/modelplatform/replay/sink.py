@@ -145,14 +145,15 @@ class OutFile:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            self._schema = pa.schema([
+            fields: list[tuple[str, pa.DataType]] = [
                 ("inference_id", pa.string()), ("inference_created_at", pa.timestamp("us", tz="UTC")),
                 ("request_id", pa.string()), ("baseline_version", pa.string()), ("baseline_status", pa.string()),
                 ("candidate_status", pa.string()), ("changed", pa.bool_()), ("input", pa.string()),
                 ("baseline_output", pa.string()), ("candidate_output", pa.string()),
                 ("candidate_error", pa.string()), ("diffs", pa.string()),
                 ("max_abs_diff", pa.float64()), ("max_rel_diff", pa.float64()),
-            ])
+            ]
+            self._schema = pa.schema(fields)
             self._parquet = pq.ParquetWriter(self.partial, self._schema)
         else:
             self._file = self.partial.open("w", newline="", encoding="utf-8")
@@ -172,9 +173,9 @@ class OutFile:
             return
         import pyarrow as pa
 
-        columns = list(zip(*self._pending))
+        columns = list(zip(*self._pending, strict=True))
         self._parquet.write_table(pa.Table.from_arrays(
-            [pa.array(column, type=field.type) for column, field in zip(columns, self._schema)],
+            [pa.array(column, type=field.type) for column, field in zip(columns, self._schema, strict=True)],
             schema=self._schema))
         self._pending.clear()
 

@@ -96,8 +96,8 @@ def leaf_quantiles(conn: sa.Connection, run_id: str, leaves: Iterable[LeafStats]
                        "r0": r[0] or 0.0, "r1": r[1] or 0.0})
     found: dict[str, Any] = {}
     if any(leaf.nonzero for leaf in numeric):
-        for row in conn.execute(_QUANTILES_SQL, {"run_id": run_id, "wanted": orjson.dumps(wanted).decode()}):
-            found[row.pointer] = row
+        for quantiles in conn.execute(_QUANTILES_SQL, {"run_id": run_id, "wanted": orjson.dumps(wanted).decode()}):
+            found[quantiles.pointer] = quantiles
     result = {}
     for leaf in numeric:
         row = found.get(leaf.pointer)
@@ -145,7 +145,7 @@ def largest(conn: sa.Connection, run_id: str, top: int) -> list[dict[str, Any]]:
     return [_example(row) for row in conn.execute(_LARGEST_SQL, {"run_id": run_id, "top": top})]
 
 
-def transition_examples(conn: sa.Connection, run_id: str, per_transition: int) -> dict[tuple[str, str], list]:
+def transition_examples(conn: sa.Connection, run_id: str, per_transition: int) -> dict[tuple[str, str], list[Any]]:
     """Up to ``per_transition`` rows of every status transition (and of every candidate error), oldest first."""
     examples: dict[tuple[str, str], list[dict[str, Any]]] = {}
     if per_transition <= 0:
