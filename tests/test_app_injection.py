@@ -59,3 +59,20 @@ def test_api_key_problems_are_listed_with_the_other_settings() -> None:
         Settings.from_env({"MODEL_STORE_URL": "s3://b", "API_KEYS": "short"})
     assert any("DATABASE_URL" in p for p in caught.value.problems)
     assert any("8-512" in p for p in caught.value.problems)
+
+
+def test_an_app_reads_nothing_from_the_environment_that_its_settings_do_not_hold(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the variables the server would read; an app given its settings must ignore them all
+    monkeypatch.setenv("API_KEYS", "env:0123456789abcdef")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "no-such-metrics-dir"))
+    client = create_app(Settings(), audit=MemoryAuditLog(), registry=echo_registry()).test_client()
+    assert client.get("/models").status_code == 200  # open: API_KEYS in the environment is not a setting here
+    metrics = client.get("/metrics")  # the app's own registry, not a directory named by the environment
+    assert metrics.status_code == 200 and b'modelplatform_model_versions_loaded{model="echo"} 1.0' in metrics.data
+
+
+def test_the_metrics_directory_is_read_with_the_other_settings(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": "postgresql://u@h/db", "MODEL_STORE_URL": "s3://b"}
+    assert Settings.from_env(env).metrics_dir is None
+    assert Settings.from_env({**env, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}).metrics_dir == tmp_path

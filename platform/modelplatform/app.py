@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, *, store: S3ModelStore | None =
         how = "models given to create_app"
     else:
         registry, how = _registry(settings, store)
-    metrics = Metrics()
+    metrics = Metrics(settings.metrics_dir)
     metrics.loaded(registry)
     if audit is None:
         assert settings.database_url is not None

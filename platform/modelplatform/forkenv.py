@@ -17,7 +17,9 @@ variable                            written by                                  
 ``PROMETHEUS_MULTIPROC_DIR``        the operator (optional), else the master: its private    prometheus-client itself,
                                     ``metrics/`` directory                                   at import (so it must be
                                                                                              the environment);
-                                                                                             ``Metrics``, ``bootstate``
+                                                                                             ``Settings.metrics_dir``
+                                                                                             (→ ``Metrics``),
+                                                                                             ``bootstate``
 =================================== ======================================================= ===========================
 """
 from __future__ import annotations

@@ -3,12 +3,14 @@
 One :class:`Metrics` per app, on its own ``CollectorRegistry`` (several apps in one process, as in
 the tests, never collide). Under gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` is set by the master
 (:mod:`modelplatform.forkenv`) before any worker imports prometheus-client, so every worker writes its values
-to files there and ``/metrics`` (answered by whichever worker) adds them all up; ``child_exit`` marks a
-dead worker's gauges gone. Without that variable the app's own registry is exposed.
+to files there and ``/metrics`` (answered by whichever worker) adds them all up (the directory reaches
+:class:`Metrics` as ``Settings.metrics_dir``); ``child_exit`` marks a dead worker's gauges gone. Without it the
+app's own registry is exposed.
 """
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import (
@@ -21,7 +23,6 @@ from prometheus_client import (
     multiprocess,
 )
 
-from modelplatform import forkenv
 from modelplatform.audit import AuditLog, InferenceRecord
 from modelplatform.audit.base import AuditHealth
 from modelplatform.registry import Registry
@@ -33,9 +34,11 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 class Metrics:
     """The platform's metrics, registered on a private registry."""
 
-    def __init__(self) -> None:
+    def __init__(self, multiprocess_dir: Path | None = None) -> None:
+        """``multiprocess_dir``: the gunicorn master's metrics directory (``Settings.metrics_dir``), whose files
+        ``render`` sums across workers; None: this app's own values."""
         self.registry = CollectorRegistry(auto_describe=True)
-        self.multiprocess_dir = forkenv.metrics_dir()
+        self.multiprocess_dir = multiprocess_dir
         r = self.registry
         self.predictions = Counter(
             "modelplatform_predictions", "Requests that reached a model version, by outcome",

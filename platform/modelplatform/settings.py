@@ -160,13 +160,16 @@ class Settings:
     database_pool_mode: str = POOL_MODE_SESSION
     # None: the service is open; else predict and metadata need one of these keys (API_KEYS, API_KEYS_FILE)
     api_keys: ApiKeys | None = None
+    # PROMETHEUS_MULTIPROC_DIR, set by the gunicorn master (modelplatform.forkenv): where every worker's metric
+    # values are summed; None outside gunicorn (the app's own registry is exposed)
+    metrics_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> Settings:
         """Read ``DATABASE_URL``, ``MODEL_STORE_URL``, ``MODELS_CONFIG``, ``MAX_BODY_BYTES``, ``AUDIT_SPOOL_DIR``,
         ``AUDIT_MAX_INVALID_INPUT_BYTES``, ``ARTIFACT_CACHE_DIR``, ``PRELOAD_MODELS``, ``PREDICT_TIMEOUT``,
-        ``DATABASE_POOL_MODE``, ``API_KEYS``, ``API_KEYS_FILE`` (and ``MODELPLATFORM_CONFIG_SOURCE``, set by the
-        master: :mod:`modelplatform.forkenv`).
+        ``DATABASE_POOL_MODE``, ``API_KEYS``, ``API_KEYS_FILE`` (and ``MODELPLATFORM_CONFIG_SOURCE`` and
+        ``PROMETHEUS_MULTIPROC_DIR``, set by the master: :mod:`modelplatform.forkenv`).
 
         Raises :class:`StartupError` listing every missing or malformed variable.
         """
@@ -223,6 +226,7 @@ class Settings:
             predict_timeout=predict_timeout,
             database_pool_mode=pool_mode,
             api_keys=api_keys,
+            metrics_dir=Path(metrics_dir) if (metrics_dir := read.text(forkenv.METRICS_DIR)) else None,
         )
 
     @property
