@@ -70,4 +70,3 @@ def test_audit_failures_are_counted_and_nothing_else(pricing: MemoryPlatform, pa
     assert value(found, "modelplatform_audit_write_seconds_count") == 1
     assert value(found, "modelplatform_predictions_total", model="auto_pricing", version="1.0.0",
                  routed_by="pinned", status="ok") == 0
-
