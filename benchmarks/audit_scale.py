@@ -67,6 +67,7 @@ from modelplatform.audit.group_commit import GroupCommitAuditLog  # noqa: E402
 from modelplatform.audit.ids import new_inference_id, uuid7  # noqa: E402
 from modelplatform.audit.rows import COLUMNS, psycopg2_dsn  # noqa: E402
 from modelplatform.config import load_config  # noqa: E402
+from modelplatform.metrics import Metrics  # noqa: E402
 from modelplatform.routing import assign  # noqa: E402
 from modelplatform.settings import normalize_database_url  # noqa: E402
 from run import cpu_seconds, cpu_used, postgres_processes  # noqa: E402  (benchmarks/run.py, next to this file)
@@ -310,7 +311,8 @@ def insert_throughput(url: str, layout: str, seconds: float, threads: int, prepa
                       postmaster: int | None = None) -> dict:
     """Records/s through GroupCommitAuditLog with ``threads`` concurrent recorders (each like a request thread),
     rows in :data:`INSERT_MIX`, and the CPU our Postgres spent per record meanwhile."""
-    audit = GroupCommitAuditLog(url, spool_dir=None, prepare=prepare, wait_timeout=30)
+    metrics = Metrics()  # the writer's batch count is read from its own metrics, as /metrics would show it
+    audit = GroupCommitAuditLog(url, spool_dir=None, prepare=prepare, wait_timeout=30, meter=metrics)
     payloads = list(generator.inputs.values())[:1000]
     output = generator._output("suv", "2.1.1")
     kinds = [kind[:3] for kind in INSERT_MIX]
@@ -353,7 +355,7 @@ def insert_throughput(url: str, layout: str, seconds: float, threads: int, prepa
     db_cpu_after = postgres_cpu_seconds(postmaster)  # before close(): the writer's backend is still there
     audit.close()
     total = sum(counts)
-    return {"records": total, "per_second": total / elapsed, "batches": audit.batches_total,
+    return {"records": total, "per_second": total / elapsed, "batches": int(metrics.registry.get_sample_value("modelplatform_audit_batches_total") or 0),
             "client_cpu_us_per_record": client_cpu / max(total, 1) * 1e6,
             "db_cpu_us_per_record": None if db_cpu is None or db_cpu_after is None
             else cpu_used(db_cpu, db_cpu_after) / max(total, 1) * 1e6,
