@@ -355,7 +355,8 @@ def insert_throughput(url: str, layout: str, seconds: float, threads: int, prepa
     db_cpu_after = postgres_cpu_seconds(postmaster)  # before close(): the writer's backend is still there
     audit.close()
     total = sum(counts)
-    return {"records": total, "per_second": total / elapsed, "batches": int(metrics.registry.get_sample_value("modelplatform_audit_batches_total") or 0),
+    batches = metrics.registry.get_sample_value("modelplatform_audit_batches_total") or 0
+    return {"records": total, "per_second": total / elapsed, "batches": int(batches),
             "client_cpu_us_per_record": client_cpu / max(total, 1) * 1e6,
             "db_cpu_us_per_record": None if db_cpu is None or db_cpu_after is None
             else cpu_used(db_cpu, db_cpu_after) / max(total, 1) * 1e6,
