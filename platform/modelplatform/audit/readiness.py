@@ -31,7 +31,6 @@ class DatabaseReadiness:
         self._clock = clock
         self._lock = threading.Lock()
         self._known: tuple[float, bool] | None = None  # (when, reachable)
-        self.probes_total = 0
 
     def observe(self, reachable: bool) -> None:
         """Record what was just learnt about the database (by a write, a lost connection or a probe)."""
@@ -46,7 +45,6 @@ class DatabaseReadiness:
             known = self._fresh()
             if known is not None:
                 return known
-            self.probes_total += 1
             reachable = self._probe()
             self.observe(reachable)
             return reachable
