@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None, *, store: S3ModelStore | None =
     log.info("API keys: %s", f"{len(api_keys)} key(s) required on model endpoints" if api_keys else "off (open)")
     problems.register(app)
     app.register_blueprint(models.bp)
-    app.register_blueprint(health.bp)
+    health.register(app, settings.metrics_dir)
     openapi.register(app, registry, secured=api_keys is not None)
     app.register_blueprint(docs.bp)
     return app

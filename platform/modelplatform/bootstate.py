@@ -1,7 +1,9 @@
 """What the workers of one gunicorn master tell each other about booting, through small files.
 
-The directory is the master's per-run ``PROMETHEUS_MULTIPROC_DIR`` (:func:`modelplatform.forkenv.metrics_dir`,
-created and emptied by the master at start), so nothing outlives the run and no new setting is needed.
+The directory is the master's per-run ``PROMETHEUS_MULTIPROC_DIR`` (created and emptied by the master at start;
+the worker hooks find it with :func:`modelplatform.forkenv.metrics_dir`, the app is given it as
+``Settings.metrics_dir``), so nothing outlives the run and no new setting is needed. Every function here
+takes the directory from its caller.
 
 - ``worker-booted``: written by the first worker that finishes booting. Until it exists, a worker
   that cannot boot fails the deploy as gunicorn always did (a broken first start must stop); once
@@ -18,8 +20,6 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
-
-from modelplatform import forkenv
 
 BOOTED = "worker-booted"
 FAILURE_PREFIX = "worker-boot-failure-"
@@ -57,9 +57,9 @@ def clear_failure(directory: Path, pid: int) -> None:
     (directory / f"{FAILURE_PREFIX}{pid}.json").unlink(missing_ok=True)
 
 
-def failing_workers(directory: Path | None = None) -> list[dict[str, Any]]:
-    """Workers of this master retrying their boot right now (oldest pid first); [] outside gunicorn."""
-    directory = directory if directory is not None else forkenv.metrics_dir()
+def failing_workers(directory: Path | None) -> list[dict[str, Any]]:
+    """Workers of the master whose metrics directory is ``directory`` (``Settings.metrics_dir``) retrying
+    their boot right now (oldest pid first); [] when there is none (outside gunicorn)."""
     if directory is None:
         return []
     found = []

@@ -1,13 +1,23 @@
 """Liveness and readiness."""
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from pathlib import Path
+
+from flask import Blueprint, Flask, Response, current_app
 
 from modelplatform import bootstate, encoding
 from modelplatform.errors import NotReady
 from modelplatform.http import dataplane
 
 bp = Blueprint("health", __name__)
+BOOTSTATE_DIR = "modelplatform.bootstate_dir"
+
+
+def register(app: Flask, bootstate_dir: Path | None) -> None:
+    """The health endpoints; ``bootstate_dir`` is where sibling workers report a failed boot
+    (``Settings.metrics_dir``: the master's per-run directory; None outside gunicorn)."""
+    app.extensions[BOOTSTATE_DIR] = bootstate_dir
+    app.register_blueprint(bp)
 
 
 @bp.get("/healthz")
@@ -30,7 +40,7 @@ def readyz() -> Response:
     audit = plane.audit.health()
     checks = {"models": "ok", "database": "ok" if audit.database else "unreachable"}
     # sibling workers of this master retrying a failed boot: this one serves, the host has less capacity
-    failing = bootstate.failing_workers()
+    failing = bootstate.failing_workers(current_app.extensions[BOOTSTATE_DIR])
     if failing:
         checks["workers"] = f"{len(failing)} failing to boot"
     if not audit.can_record:
