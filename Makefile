@@ -53,9 +53,10 @@ pgbouncer:
 test: $(STAMP) lint browser pgbouncer
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# the gate before the tests: lint (ruff) and types (mypy) of the package and its migrations; config in pyproject.toml
+# the gate before the tests: lint (ruff) of the package, its migrations, the tests and the benchmarks, and types
+# (mypy) of the package; config in pyproject.toml
 lint: $(STAMP)
-	$(BIN)/ruff check platform migrations
+	$(BIN)/ruff check platform migrations tests benchmarks
 	$(BIN)/mypy
 
 # the unit tier alone: every test not marked slow (no Postgres, S3 or process), in seconds (README, "Developing")

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "analytics"))
 
 TEST = "pricing-2.1.1-rollout"
-COMMAND = "from modelplatform.cli import main; raise SystemExit(main(['ab-report', %r]))" % TEST
+COMMAND = f"from modelplatform.cli import main; raise SystemExit(main(['ab-report', {TEST!r}]))"
 TARGETS = {"ab-report": COMMAND, "baseline": "import scipy.stats; " + COMMAND}
 
 

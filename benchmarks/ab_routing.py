@@ -14,8 +14,8 @@ import timeit
 from types import MappingProxyType
 
 from modelplatform.config import ABTest, ModelSpec
-from modelplatform.registry import RegisteredModel
 from modelplatform.inference import Route, ShadowCall
+from modelplatform.registry import RegisteredModel
 from modelplatform.routing import ABRouter, DefaultRouter
 from modelplatform.shadow import ShadowDispatcher
 

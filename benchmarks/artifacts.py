@@ -165,7 +165,8 @@ def bench_memory(args, env: dict[str, str], s3, gate: S3Gate, workdir: Path) -> 
                                     capture_output=True, text=True, check=True, cwd=workdir).stdout)
     baseline = one["pss"] / MB
     print(f"one copy  : PSS {baseline:.0f} MB (one process, worker imports, registry loaded once; "
-          f"{one['pss_without_models'] / MB:.0f} MB before loading)  raw weights {args.memory_versions * args.model_mb} MB")
+          f"{one['pss_without_models'] / MB:.0f} MB before loading)  "
+          f"raw weights {args.memory_versions * args.model_mb} MB")
     for label in ("preload", "no preload"):
         ratio = out[label]["pss_total_mb"] / baseline
         out[label]["ratio"] = ratio

@@ -45,7 +45,7 @@ import timeit
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg2
@@ -162,7 +162,8 @@ class Generator:
             pick = rng.random()
             shadow = False
             if pick < 0.55:
-                model, version, routed_by, experiment, key = "auto_pricing", self.arm[customer], "ab_test", EXPERIMENT, customer
+                model, version, routed_by = "auto_pricing", self.arm[customer], "ab_test"
+                experiment, key = EXPERIMENT, customer
                 shadow = rng.random() < 0.3
             elif pick < 0.70:
                 model, version, routed_by, experiment, key = "auto_pricing", "2.0.3", "pinned", None, None
@@ -170,7 +171,7 @@ class Generator:
                 model, version, routed_by, experiment, key = "home_pricing", "1.4.0", "default", None, None
             else:
                 model, version, routed_by, experiment, key = "travel_pricing", "3.0.1", "default", None, None
-            request_id = "%032x" % rng.getrandbits(128)
+            request_id = f"{rng.getrandbits(128):032x}"
             yield self._line(created, model, version, routed_by, experiment, key, request_id, vehicle, input_json)
             if shadow:
                 yield self._line(created + timedelta(milliseconds=2), model, "2.2.0", "shadow", experiment, key,
@@ -190,7 +191,7 @@ class Generator:
         else:
             status, output, error = "error", None, '{"type": "ValueError", "message": "math domain error"}'
         latency = rng.lognormvariate(0.7, 0.5)
-        unix_ms = (created - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(milliseconds=1)
+        unix_ms = (created - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
         rest = "\t".join([created.isoformat(), model, version, routed_by, experiment or r"\N", key or r"\N", status,
                           input_json, output or r"\N", error or r"\N", f"{latency:.3f}", request_id, SHA[version],
                           "key-pricing"])
@@ -234,7 +235,7 @@ def load(urls: dict[str, str], generator: Generator, count: int, end: datetime) 
 
         pending = 0
         for lines in generator.lines(count, end):
-            for name, line in zip(LAYOUTS, lines):
+            for name, line in zip(LAYOUTS, lines, strict=True):  # one line per layout
                 if name in buffers:
                     buffers[name].append(line)
             pending += 1
@@ -290,7 +291,7 @@ def id_cost() -> dict[str, float]:
     """µs per id: UUIDv7 + created_at from one clock reading (now) vs uuid4() + datetime.now() (before)."""
     number = 200_000
     new = min(timeit.repeat(new_inference_id, number=number, repeat=5)) / number * 1e6
-    old = min(timeit.repeat(lambda: (str(uuid.uuid4()), datetime.now(timezone.utc)), number=number, repeat=5)) / number * 1e6
+    old = min(timeit.repeat(lambda: (str(uuid.uuid4()), datetime.now(UTC)), number=number, repeat=5)) / number * 1e6
     return {"uuid7_plus_created_at_us": new, "uuid4_plus_now_us": old}
 
 
@@ -327,7 +328,7 @@ def insert_throughput(url: str, layout: str, seconds: float, threads: int, prepa
             if layout == "partitioned":
                 inference_id, created_at = new_inference_id()
             else:
-                inference_id, created_at = str(uuid.uuid4()), datetime.now(timezone.utc)
+                inference_id, created_at = str(uuid.uuid4()), datetime.now(UTC)
             routed_by, version, experiment = rng.choices(kinds, weights)[0]
             try:
                 audit.record(InferenceRecord(
@@ -335,7 +336,7 @@ def insert_throughput(url: str, layout: str, seconds: float, threads: int, prepa
                     routed_by=routed_by, experiment=experiment,
                     routing_key="c-0000001" if experiment else None, status="ok",
                     input_json=rng.choice(payloads)[1], output_json=output, error_json=None,
-                    latency_ms=rng.lognormvariate(0.7, 0.5), request_id="%032x" % rng.getrandbits(128),
+                    latency_ms=rng.lognormvariate(0.7, 0.5), request_id=f"{rng.getrandbits(128):032x}",
                     artifact_sha256=SHA[version], api_key_id=INSERT_MARK))
             except BaseException as exc:  # counted, shown: a failed record is a failed measurement
                 failures.append(exc)
@@ -422,12 +423,13 @@ def query_latencies(engine: sa.Engine, now: datetime, config_path: Path) -> dict
         if PSQL_VARIABLE.search(sql):
             for window, span in WINDOWS.items():
                 bound = bind(sql, since=now - span, until=now + timedelta(hours=1))
-                results[f"{name} [{window}]"] = timed(lambda: run_sql(engine, bound))
+                results[f"{name} [{window}]"] = timed(lambda bound=bound: run_sql(engine, bound))
         else:
-            results[f"{name} [as written]"] = timed(lambda: run_sql(engine, sql))
+            results[f"{name} [as written]"] = timed(lambda sql=sql: run_sql(engine, sql))
     config = load_config(config_path)
     for window, since in {**{w: now - span for w, span in WINDOWS.items()}, "all": None}.items():
-        results[f"ab-report --since {window}"] = timed(lambda: build_report(engine, config, EXPERIMENT, since))
+        results[f"ab-report --since {window}"] = timed(
+            lambda since=since: build_report(engine, config, EXPERIMENT, since))
     return results
 
 
@@ -505,8 +507,10 @@ def ab_report_designs(engine: sa.Engine, state: IndexState, now: datetime, model
         ("none", "C: no index, parallel workers, work_mem 256MB",
          lambda since: arm_stats(since, ARM_STATS_INLINE, ("work_mem = '256MB'", "parallel_setup_cost = 0",
                                                              "parallel_tuple_cost = 0"))),
-        ("A", f"A: (experiment, created_at) covering, {REPORT_WORK_MEM}", lambda since: arm_stats(since, shipped=True)),
-        ("A", "A: (experiment, created_at) covering, 1GB", lambda since: arm_stats(since, settings=("work_mem = '1GB'",))),
+        ("A", f"A: (experiment, created_at) covering, {REPORT_WORK_MEM}",
+         lambda since: arm_stats(since, shipped=True)),
+        ("A", "A: (experiment, created_at) covering, 1GB",
+         lambda since: arm_stats(since, settings=("work_mem = '1GB'",))),
         ("shipped", f"B, shipped: 0007's index, {REPORT_WORK_MEM}", lambda since: arm_stats(since, shipped=True)),
     ]
     results: dict[str, dict] = {}
@@ -514,7 +518,8 @@ def ab_report_designs(engine: sa.Engine, state: IndexState, now: datetime, model
     for index_state, label, fetch in designs:
         state.set(index_state)
         for window, span in WINDOWS.items():
-            results[f"{label} [{window}]"] = {**timed(lambda: fetch(now - span)), "index": index_state}
+            timing = timed(lambda fetch=fetch, span=span: fetch(now - span))
+            results[f"{label} [{window}]"] = {**timing, "index": index_state}
         answers[label] = fetch(now - WINDOWS["7d"])
     shipped_answer = answers[designs[-1][1]]
     results["same answer as shipped [7d]"] = {label: answer == shipped_answer for label, answer in answers.items()}
@@ -532,7 +537,8 @@ def sizes(engine: sa.Engine) -> dict[str, int]:
         pk = conn.exec_driver_sql("""
             select coalesce(sum(pg_relation_size(i.indexrelid)), 0) from pg_index i
             where i.indisprimary and (i.indrelid = 'inferences'::regclass
-               or i.indrelid in (select inhrelid from pg_inherits where inhparent = 'inferences'::regclass))""").scalar()
+               or i.indrelid in (select inhrelid from pg_inherits where inhparent = 'inferences'::regclass))
+            """).scalar()
         rows = conn.exec_driver_sql("select count(*) from inferences").scalar()
     return {"rows": int(rows), "table_bytes": int(row[0]), "index_bytes": int(row[1]), "pk_bytes": int(pk),
             "relations": int(row[2])}
@@ -543,7 +549,7 @@ def granularity(admin_url: str, make_db: Callable[[str], str]) -> dict[str, dict
     from modelplatform.audit import rows as audit_rows
 
     results = {}
-    end = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=8)
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=8)
     for name, step in (("daily", timedelta(days=1)), ("weekly", timedelta(days=7)), ("monthly", timedelta(days=31))):
         url = make_db(f"gran_{name}")
         engine = sa.create_engine(normalize_database_url(url), poolclass=sa.pool.NullPool)
@@ -560,7 +566,7 @@ def granularity(admin_url: str, make_db: Callable[[str], str]) -> dict[str, dict
                 start, count = start + step, count + 1
         plan_times = {}
         with engine.connect() as conn:
-            day_ago = (datetime.now(timezone.utc) - timedelta(days=1)).isoformat()
+            day_ago = (datetime.now(UTC) - timedelta(days=1)).isoformat()
             for label, sql in (("one-day query", PREMIUMS.format(w="and created_at >= now() - interval '1 day'")),
                                ("one-day query, literal bound", PREMIUMS.format(w=f"and created_at >= '{day_ago}'")),
                                ("no time filter", FAILURES)):
@@ -571,8 +577,9 @@ def granularity(admin_url: str, make_db: Callable[[str], str]) -> dict[str, dict
                 plan_times[label] = statistics.median(samples)
         gen = Generator(seed=1, customers=2000)
         conn = audit_rows.connect(url)
-        rows = [dict(zip(COLUMNS, [*line[0].rstrip("\n").split("\t")]))
-                for line in gen.lines(64, datetime.now(timezone.utc))][:64]
+        # the same lines COPY loads into COLUMNS, so one field per column
+        rows = [dict(zip(COLUMNS, [*line[0].rstrip("\n").split("\t")], strict=True))
+                for line in gen.lines(64, datetime.now(UTC))][:64]
         for row in rows:
             for key, value in row.items():
                 row[key] = None if value == r"\N" else value
@@ -637,7 +644,8 @@ def main(argv: list[str] | None = None) -> int:
         postmaster = int((Path(server.pgdata) / "postmaster.pid").read_text().split()[0])
     else:
         admin_url, postmaster = args.admin_url, None  # its CPU is not ours to measure
-    admin = sa.create_engine(normalize_database_url(admin_url), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    admin = sa.create_engine(normalize_database_url(admin_url), isolation_level="AUTOCOMMIT",
+                             poolclass=sa.pool.NullPool)
     made: list[str] = []
 
     def make_db(name: str, revision: str = "head") -> str:
@@ -645,11 +653,12 @@ def main(argv: list[str] | None = None) -> int:
             conn.exec_driver_sql(f'drop database if exists "{name}" with (force)')
             conn.exec_driver_sql(f'create database "{name}"')
         made.append(name)
-        url = sa.engine.make_url(normalize_database_url(admin_url)).set(database=name).render_as_string(hide_password=False)
+        url = (sa.engine.make_url(normalize_database_url(admin_url)).set(database=name)
+               .render_as_string(hide_password=False))
         db.upgrade(url, revision)
         return url
 
-    report: dict = {"load_average": os.getloadavg(), "started": datetime.now(timezone.utc).isoformat(),
+    report: dict = {"load_average": os.getloadavg(), "started": datetime.now(UTC).isoformat(),
                     "nproc": os.cpu_count(), "sizes": {}}
     try:
         print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}, "
@@ -672,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
         engines = {layout: sa.create_engine(normalize_database_url(url), poolclass=sa.pool.NullPool)
                    for layout, url in urls.items()}
         generator = Generator()
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         index_state = None
         if "partitioned" in engines:
             # the 30 days of history get their daily partitions, as `db maintain` would have made them day by day
@@ -684,23 +693,26 @@ def main(argv: list[str] | None = None) -> int:
         for target in targets:
             calls = int((target - loaded) / 1.165)  # 55 % of calls are A/B, 30 % of those get a shadow row
             seconds = load(urls, generator, calls, now)
-            for layout, url in urls.items():
+            for url in urls.values():
                 prepare_analyst_tables(url)
             size_report: dict = {"load_seconds": seconds, "load_average_after_load": os.getloadavg()[0]}
             for layout, engine in engines.items():
                 # queries first: the insert measurement adds rows to today
                 size_report[layout] = {"sizes": sizes(engine),
-                                       "queries": query_latencies(engine, datetime.now(timezone.utc), config_path)}
+                                       "queries": query_latencies(engine, datetime.now(UTC), config_path)}
             if index_state is not None:
                 with engines["partitioned"].connect() as conn:
-                    ab_rows = conn.exec_driver_sql("select count(*) from inferences where experiment is not null").scalar()
+                    ab_rows = conn.exec_driver_sql(
+                        "select count(*) from inferences where experiment is not null").scalar()
                 size_report["partitioned"]["ab_rows"] = int(ab_rows)
                 size_report["partitioned"]["ab_designs"] = ab_report_designs(
-                    engines["partitioned"], index_state, datetime.now(timezone.utc), model)
+                    engines["partitioned"], index_state, datetime.now(UTC), model)
             # the insert variants interleaved, round after round, so a noisy neighbour hits them alike; on the
             # partitioned table with each A/B index (none, design A, shipped): what each costs the writer
-            variants = [("partitioned", "insert_no_index", True, "none"), ("partitioned", "insert_design_a", True, "A"),
-                        ("partitioned", "insert", True, "shipped"), ("partitioned", "insert_unprepared", False, "shipped"),
+            variants = [("partitioned", "insert_no_index", True, "none"),
+                        ("partitioned", "insert_design_a", True, "A"),
+                        ("partitioned", "insert", True, "shipped"),
+                        ("partitioned", "insert_unprepared", False, "shipped"),
                         ("unpartitioned", "insert", True, None)]
             variants = [v for v in variants if v[0] in urls]
             runs: dict[tuple[str, str], list[dict]] = {(layout, key): [] for layout, key, _, _ in variants}
@@ -762,10 +774,12 @@ def print_size(target: int, r: dict) -> None:
     for layout in layouts:
         f = r[layout]
         s = f["sizes"]
-        print(f"{layout:14} rows {s['rows']:,}  table {fmt_bytes(s['table_bytes'])} ({s['table_bytes'] / s['rows']:.0f} B/row)"
+        print(f"{layout:14} rows {s['rows']:,}  table {fmt_bytes(s['table_bytes'])} "
+              f"({s['table_bytes'] / s['rows']:.0f} B/row)"
               f"  indexes {fmt_bytes(s['index_bytes'])} ({s['index_bytes'] / s['rows']:.0f} B/row, primary key "
               f"{s['pk_bytes'] / s['rows']:.0f} B/row)  relations {s['relations']}")
-        for key, label in (("insert", "insert (as shipped)"), ("insert_unprepared", "unprepared (PgBouncer transaction mode)"),
+        for key, label in (("insert", "insert (as shipped)"),
+                           ("insert_unprepared", "unprepared (PgBouncer transaction mode)"),
                            ("insert_no_index", "without an A/B index (0006)"),
                            ("insert_design_a", "with design A's index instead")):
             if key in f:
@@ -778,7 +792,8 @@ def print_size(target: int, r: dict) -> None:
                     print(f"{'':14} {label}: {fmt_bytes(i['bytes'][state])} ({i['bytes'][state] / f['ab_rows']:.0f} B "
                           f"per A/B row, {f['ab_rows']:,} A/B rows); built in "
                           + (" / ".join(f"{b:.1f}" for b in builds) + " s" if builds else "(not rebuilt)"))
-    print(f"{'query (median of 3, seconds; load average at the end)':66}" + "".join(f"{layout:>20}" for layout in layouts))
+    print(f"{'query (median of 3, seconds; load average at the end)':66}"
+          + "".join(f"{layout:>20}" for layout in layouts))
     for name in r[layouts[0]]["queries"]:
         cells = [r[layout]["queries"][name] for layout in layouts]
         print(f"{name:66}" + "".join(f"{c['median_s']:12.3f} ({c['load']:4.1f})" for c in cells))

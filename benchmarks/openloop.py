@@ -1,4 +1,5 @@
-"""Open-loop load at a fixed rate (no coordinated omission), bounded in time (adapted from the peers comparison's openloop.py).
+"""Open-loop load at a fixed rate (no coordinated omission), bounded in time (adapted from the peers
+comparison's openloop.py).
 
 Request i is due at t0 + i/rate whether or not earlier answers have come back; its latency is measured from
 that intended send time, so a stalled server (or a stalled client) shows up in the figures instead of

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -66,7 +66,7 @@ def load_models() -> tuple[dict[str, object], object]:
 
 def traffic(rng: random.Random, n: int) -> list[dict]:
     quotes = []
-    for i in range(n):
+    for _ in range(n):
         quote = {"customer_id": f"c-{rng.randrange(10**7)}", "vehicle": rng.choice(VEHICLES),
                  "driver_age": rng.randint(17, 90), "annual_km": rng.randrange(0, 60_000, 500)}
         roll = rng.random()
@@ -82,7 +82,7 @@ def seed(url: str, models: dict, schema: object, n: int, rng: random.Random) -> 
     """Append ``n`` recorded inferences (A/B between 2.1.0 and 2.1.1), COPYed in chunks."""
     validator = CompiledSchema(schema)
     cache: dict[tuple, tuple[str, str | None, str | None]] = {}
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     columns = ("id", "created_at", "model", "version", "routed_by", "experiment", "routing_key", "status",
                "input", "output", "error", "latency_ms", "request_id", "artifact_sha256")
     with psycopg2.connect(psycopg2_dsn(url)) as conn:
@@ -143,7 +143,7 @@ def in_process(models: dict, schema: object, n: int) -> float:
 
 
 def _since() -> datetime:
-    return datetime.now(timezone.utc) - timedelta(days=7)
+    return datetime.now(UTC) - timedelta(days=7)
 
 
 def postgres_cpu(pgdata: Path) -> float:
@@ -255,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'rows':>9}  {'batch':>5}  {'rows/s':>7}  {'×read':>5}  {'CLI+child ms/1k':>15}  {'PG ms/1k':>8}  "
           f"{'CLI RSS':>7}  {'child RSS':>9}  load")
     for r in results:
-        print(f"  {r['rows']:>9,}  {r['batch']:>5}  {r['rps']:>7,.0f}  {r['vs_read']:>5.2f}  {r['cli_cpu_ms_per_1k']:>15.0f}  "
+        print(f"  {r['rows']:>9,}  {r['batch']:>5}  {r['rps']:>7,.0f}  {r['vs_read']:>5.2f}  "
+              f"{r['cli_cpu_ms_per_1k']:>15.0f}  "
               f"{r['pg_cpu_ms_per_1k']:>8.0f}  {r['cli_rss']:>7}  {r['child_rss']:>9}  "
               f"{r['load'][0]:.2f}→{r['load'][1]:.2f}")
     goal = all(r["rps"] >= 5000 for r in results)

@@ -24,6 +24,7 @@ must be equal).
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import resource
@@ -35,7 +36,6 @@ import sys
 import tempfile
 import threading
 import time
-import http.client
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -302,7 +302,8 @@ def bench_target(name: str, env: dict[str, str], args: argparse.Namespace, workd
                       else run_python(port, path, args.duration, args.connections))
             result.target = name
             result.worker_cpu_us = cpu_used(worker_cpu, cpu_seconds(workers)) / result.requests * 1e6
-            result.db_cpu_us = cpu_used(db_cpu, cpu_seconds(postgres_processes(args.postmaster_pid))) / result.requests * 1e6
+            db_cpu_s = cpu_used(db_cpu, cpu_seconds(postgres_processes(args.postmaster_pid)))
+            result.db_cpu_us = db_cpu_s / result.requests * 1e6
             if audited:
                 time.sleep(1.0)  # let requests in flight at the cut-off finish
                 result.rows = count_rows(database_url)
@@ -357,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", default="bare,no-audit,platform,gthread-platform",
                         help=f"comma-separated, from {', '.join(TARGETS)}")
     parser.add_argument("--python-generator", action="store_true", help="use the Python load generator, not wrk")
-    parser.add_argument("--open-loop-rate", type=float, default=300.0, help="requests/s of the open-loop point; 0: none")
+    parser.add_argument("--open-loop-rate", type=float, default=300.0,
+                        help="requests/s of the open-loop point; 0: none")
     parser.add_argument("--open-loop-seconds", type=int, default=20)
     parser.add_argument("--open-loop-targets", default="platform", help="comma-separated targets to drive open-loop")
     args = parser.parse_args(argv)
@@ -388,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
                "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
         os.environ.update(aws)
         env = {**os.environ, **aws, **publish(workdir), "DATABASE_URL": database_url}
-        print(f"machine: nproc={os.cpu_count()}  generator={'wrk' if shutil.which('wrk') and not args.python_generator else 'python'}"
+        generator_name = "wrk" if shutil.which("wrk") and not args.python_generator else "python"
+        print(f"machine: nproc={os.cpu_count()}  generator={generator_name}"
               f"  c={args.connections}  {args.duration}s per run", flush=True)
         results: dict[str, list[Result]] = {}
         openloops: dict[str, list[OpenLoopResult]] = {}

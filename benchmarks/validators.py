@@ -65,7 +65,8 @@ def main(number: int = 20000) -> None:
 
     base_valid = base_invalid = None
     print(f"reference violations ({len(ref_paths)}): {ref_paths}\n")
-    print(f"{'validator':16} {'valid µs':>9} {'ratio':>7} {'invalid µs':>11} {'ratio':>7}  same violations as reference")
+    print(f"{'validator':16} {'valid µs':>9} {'ratio':>7} {'invalid µs':>11} {'ratio':>7}  "
+          "same violations as reference")
     for name, (valid, invalid) in candidates.items():
         t_valid = min(timeit.repeat(valid, number=number, repeat=3)) / number * 1e6
         t_invalid = min(timeit.repeat(invalid, number=number // 10, repeat=3)) / (number // 10) * 1e6

@@ -150,7 +150,7 @@ def test_most_specific_resolution() -> None:
 
 def test_repeated_keys_are_problems_named_by_model_listed_with_the_others(tmp_path) -> None:
     text = json.dumps(VALID)
-    sha_block = '"sha256": {"2.0.3": "%s", "2.1.0": "%s", "2.1.1": "%s"}' % (SHA, SHA, SHA)
+    sha_block = f'"sha256": {{"2.0.3": "{SHA}", "2.1.0": "{SHA}", "2.1.1": "{SHA}"}}'
     # a second sha256 block pasted into the model, and a default that is not active
     text = text.replace(sha_block, sha_block + ", " + sha_block.replace(SHA, "cd" * 32, 1), 1)
     text = text.replace('"default": "2.1.1"', '"default": "9.9.9"', 1)
@@ -167,7 +167,7 @@ def test_repeated_keys_are_problems_named_by_model_listed_with_the_others(tmp_pa
 def test_a_model_defined_twice_is_a_problem(tmp_path) -> None:
     body = json.dumps(VALID["auto_pricing"])
     path = tmp_path / "models.json"
-    path.write_text('{"auto_pricing": %s, "auto_pricing": %s}' % (body, body))
+    path.write_text(f'{{"auto_pricing": {body}, "auto_pricing": {body}}}')
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert [str(p) for p in caught.value.config_problems] == [

@@ -16,8 +16,6 @@ import pytest
 from modelplatform.audit.bounds import CLIPPED_INPUT_KEY, MAX_RECORDED_ERRORS, PREFIX_BYTES
 from modelplatform.audit.ids import uuid7_time
 from modelplatform.dataplane import DataPlane
-from modelplatform.failures import MAX_ERROR_MESSAGE_CHARS
-from modelplatform.inference import Prediction, PredictRequest
 from modelplatform.errors import (
     AuditUnavailable,
     DeadlineExceeded,
@@ -27,6 +25,8 @@ from modelplatform.errors import (
     UnknownModel,
     UnknownVersion,
 )
+from modelplatform.failures import MAX_ERROR_MESSAGE_CHARS
+from modelplatform.inference import Prediction, PredictRequest
 from modelplatform.isolation import HostExit
 from modelplatform.routing import assign
 from support.memory import MemoryAuditLog, MemoryPlatform

@@ -1,11 +1,11 @@
 """Seeding ``inferences`` for the readout tests, in SQL, with statistics known in closed form."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 RECENT = NOW - timedelta(hours=1)
 OLD = NOW - timedelta(days=10)
 

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from support import model_entry
-
 from ab_seed_support import RECENT, SEED
+from support import model_entry
 
 Seed = Callable[..., None]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ PSQL_VARIABLE = re.compile(r":'(\w+)'")
 TEST = "pricing-2.1.1-rollout"
 # the window the docs' queries are given, as an analyst would set it in psql; every seeded row is in it,
 # and a copy of each lies 20 days earlier, in a partition of its own that no windowed query may read
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 WINDOW = {"since": (NOW - timedelta(days=1)).isoformat(), "until": (NOW + timedelta(days=1)).isoformat()}
 BEFORE = (NOW - timedelta(days=20)).replace(hour=0, minute=0, second=0, microsecond=0)
 BEFORE_PARTITION = f"inferences_p{BEFORE:%Y%m%d}"

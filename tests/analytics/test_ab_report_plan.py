@@ -5,7 +5,7 @@ the window's rows). EXPLAIN, not timing: the timings are in benchmarks/audit_sca
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -37,7 +37,7 @@ def partitioned_with_rows(scratch_databases) -> Iterator[sa.Engine]:
     """A database at head with a daily partition for each of the last 10 days, rows in them, vacuumed (so
     the planner knows their pages are all-visible, as autovacuum makes a closed day's) and analyzed."""
     engine = sa.create_engine(scratch_databases("head"), poolclass=sa.pool.NullPool)
-    partitions.maintain(engine, now=datetime.now(timezone.utc) - timedelta(days=11), days_ahead=14)
+    partitions.maintain(engine, now=datetime.now(UTC) - timedelta(days=11), days_ahead=14)
     with engine.begin() as conn:
         conn.execute(sa.text(SEED))
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -55,7 +55,7 @@ def nodes(plan: dict, parent: str | None = None) -> Iterator[tuple[dict, str | N
 
 def test_the_7_day_report_reads_only_the_index_of_the_windows_partitions(partitioned_with_rows) -> None:
     engine = partitioned_with_rows
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     since = now - timedelta(days=7)
     window = {partitions.partition_name(partitions.day_start(since + timedelta(days=d))) for d in range(8)}
     with engine.connect() as conn:

@@ -6,9 +6,8 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from modelplatform import db
-
 from ab_seed_support import OLD, RECENT
+from modelplatform import db
 
 
 def stats(engine: sa.Engine, sql: str, **params) -> dict[tuple[str, str], dict]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 from modelplatform import db
 from modelplatform.settings import normalize_database_url
 
-T0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 INSERT = sa.text("""
     insert into inferences (id, created_at, model, version, routed_by, status, input, output, latency_ms,
                             request_id, artifact_sha256)

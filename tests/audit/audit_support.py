@@ -13,7 +13,6 @@ import sqlalchemy as sa
 from modelplatform.audit import InferenceRecord
 from modelplatform.audit import rows as audit_rows
 from modelplatform.audit.spool import Spool
-
 from support.records import make_record  # noqa: F401  (re-exported: the audit tests import it from here)
 
 # port 1 on loopback: connection refused at once, the same error a stopped Postgres gives
@@ -62,7 +61,7 @@ class Burst:
                 with self._lock:
                     self.results.append(result)
 
-    def __enter__(self) -> "Burst":
+    def __enter__(self) -> Burst:
         for thread in self._threads:
             thread.start()
         return self

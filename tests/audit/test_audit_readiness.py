@@ -52,7 +52,8 @@ def test_outage_with_a_spool_answers_200_and_readyz_says_degraded(platform: Plat
 def test_spool_can_be_turned_off(platform: Platform, payload) -> None:
     app = _platform(platform).app(DATABASE_URL=UNREACHABLE_URL, AUDIT_SPOOL_DIR="off")
     client = app.test_client()
-    assert client.post("/models/auto_pricing/versions/1.0.0/predict", json=payload("quote_valid.json")).status_code == 503
+    predict = client.post("/models/auto_pricing/versions/1.0.0/predict", json=payload("quote_valid.json"))
+    assert predict.status_code == 503
     assert client.get("/readyz").status_code == 503
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from audit_support import Burst
 from modelplatform import db
 from modelplatform.settings import normalize_database_url
-from audit_support import Burst
 from support import OBJECT_SCHEMA, Platform
 from support.models import Pricer
 

@@ -3,7 +3,7 @@ whole partitions at the exact boundary, concurrent runners, and exactly-once rep
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ from audit_support import make_record, replay_spool_twice, row_ids
 from modelplatform.audit import partitions
 from modelplatform.audit import rows as audit_rows
 
-T0 = datetime(2031, 3, 10, 15, 30, tzinfo=timezone.utc)  # a future day no partition covers yet
+T0 = datetime(2031, 3, 10, 15, 30, tzinfo=UTC)  # a future day no partition covers yet
 
 
 def _engine(url: str) -> sa.Engine:
@@ -51,11 +51,11 @@ def test_partitions_are_created_ahead_and_inserts_land_in_their_day(scratch_data
     try:
         report = partitions.maintain(engine, now=T0, days_ahead=3)
         assert [p.name for p in report.created] == [f"inferences_p2031031{d}" for d in range(4)]
-        assert report.covered_until == datetime(2031, 3, 14, tzinfo=timezone.utc)
+        assert report.covered_until == datetime(2031, 3, 14, tzinfo=UTC)
         assert partitions.maintain(engine, now=T0, days_ahead=3).created == []  # idempotent
 
-        late = make_record(created_at=datetime(2031, 3, 13, 23, 59, 59, 999999, tzinfo=timezone.utc))
-        beyond = make_record(created_at=datetime(2031, 3, 14, tzinfo=timezone.utc))
+        late = make_record(created_at=datetime(2031, 3, 13, 23, 59, 59, 999999, tzinfo=UTC))
+        beyond = make_record(created_at=datetime(2031, 3, 14, tzinfo=UTC))
         store(url, [late, beyond])
         assert placement(engine) == {late.id: "inferences_p20310313", beyond.id: "inferences_default"}
     finally:
@@ -68,7 +68,7 @@ def test_rows_in_the_default_partition_are_moved_into_the_partition_created_for_
     engine = _engine(url)
     try:
         stray = [make_record(created_at=T0 + timedelta(minutes=i)) for i in range(5)]
-        far = make_record(created_at=datetime(2032, 1, 1, 1, tzinfo=timezone.utc))
+        far = make_record(created_at=datetime(2032, 1, 1, 1, tzinfo=UTC))
         store(url, stray + [far])
         assert set(placement(engine).values()) == {"inferences_default"}
         with engine.begin() as conn, pytest.raises(sa.exc.IntegrityError, match="default partition"):
@@ -90,13 +90,13 @@ def test_retention_drops_whole_partitions_entirely_past_the_cutoff_and_never_the
     engine = _engine(url)
     try:
         partitions.maintain(engine, now=T0, days_ahead=3)  # 2031-03-10 … 2031-03-13
-        old = make_record(created_at=datetime(2031, 3, 10, 23, 59, tzinfo=timezone.utc))
-        kept = make_record(created_at=datetime(2031, 3, 11, 0, 0, 1, tzinfo=timezone.utc))
+        old = make_record(created_at=datetime(2031, 3, 10, 23, 59, tzinfo=UTC))
+        kept = make_record(created_at=datetime(2031, 3, 11, 0, 0, 1, tzinfo=UTC))
         store(url, [old, kept])
 
         keep = timedelta(days=400)
         # the cutoff is exactly the end of 2031-03-10: that partition is entirely older, 2031-03-11 is not
-        report = partitions.maintain(engine, now=datetime(2031, 3, 11, tzinfo=timezone.utc) + keep,
+        report = partitions.maintain(engine, now=datetime(2031, 3, 11, tzinfo=UTC) + keep,
                                      keep=keep, days_ahead=0)
         assert dropped_2031(report) == ["inferences_p20310310"]
         assert all(d.total_bytes > 0 for d in report.dropped)
@@ -105,13 +105,13 @@ def test_retention_drops_whole_partitions_entirely_past_the_cutoff_and_never_the
         assert "inferences_p20310310" not in left and "inferences_p20310311" in left
 
         # one microsecond short of the next boundary keeps 2031-03-11; far in the future drops it, not the default
-        report = partitions.maintain(engine, now=datetime(2031, 3, 12, tzinfo=timezone.utc) + keep
+        report = partitions.maintain(engine, now=datetime(2031, 3, 12, tzinfo=UTC) + keep
                                      - timedelta(microseconds=1), keep=keep, days_ahead=0)
         assert report.dropped == []
-        report = partitions.maintain(engine, now=datetime(2040, 1, 1, tzinfo=timezone.utc), keep=keep, days_ahead=0)
+        report = partitions.maintain(engine, now=datetime(2040, 1, 1, tzinfo=UTC), keep=keep, days_ahead=0)
         assert dropped_2031(report) == ["inferences_p20310311", "inferences_p20310312", "inferences_p20310313"]
         assert "inferences_default" in names(engine)
-        store(url, [make_record(created_at=datetime(2030, 1, 1, tzinfo=timezone.utc))])  # still insertable
+        store(url, [make_record(created_at=datetime(2030, 1, 1, tzinfo=UTC))])  # still insertable
     finally:
         engine.dispose()
 
@@ -153,7 +153,7 @@ def test_a_spool_replayed_twice_stores_each_row_once_in_its_partition_or_the_def
     """ON CONFLICT needs the partition key in the unique constraint: (id, created_at). A replayed record
     carries its original created_at, so the conflict is still found, in a daily partition or the default."""
     records = [make_record() for _ in range(4)] + [
-        make_record(created_at=datetime(1999, 12, 31, 23, 59, 59, 123456, tzinfo=timezone.utc))]  # no partition
+        make_record(created_at=datetime(1999, 12, 31, 23, 59, 59, 123456, tzinfo=UTC))]  # no partition
     assert replay_spool_twice(records, tmp_path / "spool", database_url, audit_logs) == (5, 5)
     assert sorted(row_ids(clean_db)) == sorted(r.id for r in records)
     where = placement(clean_db)

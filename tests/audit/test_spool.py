@@ -142,7 +142,8 @@ def test_spool_rows_missing_a_column_are_stored_or_set_aside_and_the_writer_keep
     # a spool written before a column existed, or damaged: nullable column missing, NOT NULL column missing
     old_style = {k: v for k, v in make_record().as_params().items() if k != "routing_key"}
     broken = {k: v for k, v in make_record().as_params().items() if k != "model"}
-    (tmp_path / "audit-host-2-cafebabe.jsonl").write_bytes(orjson.dumps(old_style) + b"\n" + orjson.dumps(broken) + b"\n")
+    (tmp_path / "audit-host-2-cafebabe.jsonl").write_bytes(
+        orjson.dumps(old_style) + b"\n" + orjson.dumps(broken) + b"\n")
 
     audit = audit_logs(database_url, spool_dir=tmp_path)
     audit.start()

@@ -47,14 +47,14 @@ def test_two_hosts_route_alike_and_record_every_answer_once(platform: Platform, 
 
     assert [status for _, _, status, _ in answers] == [200] * len(calls)
     versions: dict[str, set[str]] = defaultdict(set)
-    for host, key, _, doc in answers:
+    for _host, key, _, doc in answers:
         versions[key].add(doc["version"])
     assert dict(versions) == {key: {assign("hosts-rollout", WEIGHTS, key)} for key in KEYS}
     assert {host for host, *_ in answers} == set(hosts)
 
     rows = {str(r["id"]): r for r in platform.rows()}
     assert len(rows) == len(platform.rows()) == len(calls)  # one row per answer, none twice
-    for host, key, _, doc in answers:
+    for _host, key, _, doc in answers:
         row = rows[doc["inference_id"]]
         assert (row["routing_key"], row["version"], row["experiment"]) == (key, doc["version"], "hosts-rollout")
         assert abs((row["created_at"] - uuid7_time(doc["inference_id"])).total_seconds()) < 0.001

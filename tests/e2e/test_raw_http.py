@@ -12,11 +12,11 @@ import boto3
 import pytest
 import sqlalchemy as sa
 
+from modelplatform.routing import assign
 from modelplatform.settings import StoreLocation
 from modelplatform.store import S3ModelStore
 from support import Platform
 from support.models import Echo, Pricer
-from modelplatform.routing import assign
 from support.processes import gunicorn_web
 
 pytestmark = pytest.mark.slow
@@ -168,7 +168,7 @@ def test_a_utf8_routing_key_header_routes_and_is_stored_like_the_same_key_in_the
     quote = {"vehicle": "suv", "driver_age": 40}
 
     by_header = _post(base, "/models/auto_pricing/predict", {**quote, "customer_id": "someone-else"},
-                      "X-Routing-Key: Zoë\r\n".encode("utf-8"))
+                      "X-Routing-Key: Zoë\r\n".encode())
     by_body = _post(base, "/models/auto_pricing/predict", {**quote, "customer_id": "Zoë"})
 
     assert by_header[0] == by_body[0] == 200

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import termios
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -47,11 +47,11 @@ def seed(database_url: str, per_day: int = 120, day: date | None = None) -> list
     rng = random.Random(per_day)
     records = []
     for d in ([day] if day else DAYS):
-        for i in range(per_day):
+        for _ in range(per_day):
             model = rng.choice(list(MODELS))
             status = rng.choice(["ok", "ok", "ok", "invalid_input", "error"])
             records.append(make_record(
-                created_at=datetime(d.year, d.month, d.day, tzinfo=timezone.utc) + timedelta(seconds=rng.randrange(86400)),
+                created_at=datetime(d.year, d.month, d.day, tzinfo=UTC) + timedelta(seconds=rng.randrange(86400)),
                 model=model, version=rng.choice(MODELS[model]), status=status,
                 output_json=f'{{"premium": {rng.randrange(20000, 90000) / 100:.2f}, "currency": "EUR"}}'
                 if status == "ok" else None,
@@ -82,8 +82,8 @@ def download(bucket: str, prefix: str, into: Path) -> dict[str, str]:
 def figures_match(engine: sa.Engine, into: Path, prefix: str, first: date, last: date) -> list[tuple]:
     with engine.connect() as conn:
         expected = [tuple(r) for r in conn.execute(sa.text(PG_FIGURES), {
-            "start": datetime(first.year, first.month, first.day, tzinfo=timezone.utc),
-            "end": datetime(last.year, last.month, last.day, tzinfo=timezone.utc) + timedelta(days=1)})]
+            "start": datetime(first.year, first.month, first.day, tzinfo=UTC),
+            "end": datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)})]
     got = duckdb.connect().execute(DUCK_FIGURES, [str(into / prefix / "**" / "*.parquet")]).fetchall()
     assert [tuple(r) for r in got] == expected
     return expected
@@ -121,7 +121,7 @@ def test_an_export_read_with_duckdb_has_the_same_counts_and_sums_as_postgres(
         "select id, epoch_us(created_at), input, routed_by, typeof(created_at) "
         "from read_parquet(?, hive_partitioning = true) where id = ?",
         [str(tmp_path / "exports" / "**" / "*.parquet"), sample.id]).fetchone()
-    micros = (sample.created_at - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
+    micros = (sample.created_at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
     assert row[0] == sample.id and row[1] == micros and row[4] == "TIMESTAMP WITH TIME ZONE"
     assert row[2] == '{"note": "' + sample.input_json.split('"note": "')[1].split('"')[0] + '", "vehicle": "van"}'
 
@@ -140,7 +140,8 @@ def test_an_export_read_with_duckdb_has_the_same_counts_and_sums_as_postgres(
 def test_a_rerun_replaces_exactly_its_day(clean_db: sa.Engine, database_url: str, bucket: str, tmp_path: Path) -> None:
     seed(database_url)
     env = {**os.environ, "DATABASE_URL": database_url}
-    assert run_export("--since", "2026-10-01", "--until", "2026-10-03", "--to", f"s3://{bucket}/x", env=env).returncode == 0
+    exported = run_export("--since", "2026-10-01", "--until", "2026-10-03", "--to", f"s3://{bucket}/x", env=env)
+    assert exported.returncode == 0
     first = download(bucket, "x/", tmp_path / "first")
 
     seed(database_url, per_day=45, day=DAYS[1])  # late rows of the middle day (a replayed spool, say)

@@ -121,7 +121,7 @@ def test_a_generated_client_calls_every_operation_and_parses_every_answer(genera
     base, document, package = generated
     client = package.AuthenticatedClient(base_url=base, token=KEY, raise_on_unexpected_status=True)
     called = set()
-    for path, method, operation in _operations(document):
+    for path, _method, operation in _operations(document):
         function = _module(package, operation["operationId"]).sync_detailed
         response = function(client=client, **_arguments(function, path, operation))
         assert response.status_code == 200, (operation["operationId"], response.content[:300])

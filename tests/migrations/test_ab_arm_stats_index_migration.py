@@ -2,7 +2,7 @@
 future, adopts one an operator built beforehand, and goes down and up again without touching a row."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -46,18 +46,18 @@ def indexed_partitions(engine: sa.Engine) -> dict[str, list[str]]:
 
 
 def arm_stats(engine: sa.Engine) -> list[tuple]:
-    return query(engine, ARM_STATS, arm_stats_params("rollout", datetime.now(timezone.utc) - timedelta(days=7)))
+    return query(engine, ARM_STATS, arm_stats_params("rollout", datetime.now(UTC) - timedelta(days=7)))
 
 
 def test_0007_indexes_every_partition_of_a_table_with_rows_and_goes_down_and_up(scratch_databases) -> None:
     url = scratch_databases("0006")
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
-        partitions.maintain(engine, now=datetime.now(timezone.utc) - timedelta(days=8), days_ahead=10)
+        partitions.maintain(engine, now=datetime.now(UTC) - timedelta(days=8), days_ahead=10)
         with engine.begin() as conn:
             conn.execute(sa.text(SEED))
             # an operator built one partition's index beforehand, concurrently, under a name of their own
-            today = partitions.partition_name(partitions.day_start(datetime.now(timezone.utc)))
+            today = partitions.partition_name(partitions.day_start(datetime.now(UTC)))
             conn.execute(sa.text(f"create index prebuilt_ab on {today} {COLUMNS}"))
         before, stats_before = sorted(query(engine, SNAPSHOT)), arm_stats(engine)
         assert len(before) == 3000 and [r[2] for r in stats_before] == ["ab_test", "ab_test", "shadow"]
@@ -75,8 +75,8 @@ def test_0007_indexes_every_partition_of_a_table_with_rows_and_goes_down_and_up(
         assert arm_stats(engine) == stats_before
 
         # a partition made later (db maintain: a plain table attached) gets the index too
-        partitions.maintain(engine, now=datetime.now(timezone.utc) + timedelta(days=20), days_ahead=0)
-        later = partitions.partition_name(partitions.day_start(datetime.now(timezone.utc) + timedelta(days=20)))
+        partitions.maintain(engine, now=datetime.now(UTC) + timedelta(days=20), days_ahead=0)
+        later = partitions.partition_name(partitions.day_start(datetime.now(UTC) + timedelta(days=20)))
         assert len(indexed_partitions(engine)[later]) == 1
 
         db.downgrade(url, "0006")

@@ -3,13 +3,12 @@ the A/B function and view of 0002 keep answering the same."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
 from modelplatform import db
 from modelplatform.audit import rows as audit_rows
-
 from support.records import make_record
 
 SEED = """
@@ -45,7 +44,8 @@ def query(engine: sa.Engine, sql: str) -> list[tuple]:
 
 
 def is_partitioned(engine: sa.Engine) -> bool:
-    return query(engine, "select count(*) from pg_partitioned_table where partrelid = 'inferences'::regclass")[0][0] == 1
+    sql = "select count(*) from pg_partitioned_table where partrelid = 'inferences'::regclass"
+    return query(engine, sql)[0][0] == 1
 
 
 def test_0004_converts_a_table_with_rows_and_back_without_losing_or_duplicating_any(scratch_databases) -> None:
@@ -70,11 +70,11 @@ def test_0004_converts_a_table_with_rows_and_back_without_losing_or_duplicating_
         names = {r[0] for r in query(engine, "select c.relname from pg_inherits i join pg_class c "
                                              "on c.oid = i.inhrelid where i.inhparent = 'inferences'::regclass")}
         assert "inferences_default" in names
-        tomorrow = datetime.now(timezone.utc) + timedelta(days=1)
+        tomorrow = datetime.now(UTC) + timedelta(days=1)
         assert f"inferences_p{tomorrow:%Y%m%d}" in names
 
         # the writer's statement works on the new table, and a replayed row is still stored once
-        record = make_record(created_at=datetime.now(timezone.utc) + timedelta(days=1))
+        record = make_record(created_at=datetime.now(UTC) + timedelta(days=1))
         conn = audit_rows.connect(url)
         try:
             assert audit_rows.store(conn, [record.as_params()]) == []
@@ -104,7 +104,7 @@ def test_0004_on_an_empty_table_leaves_only_daily_and_default_partitions(scratch
     try:
         names = {r[0] for r in query(engine, "select c.relname from pg_inherits i join pg_class c "
                                              "on c.oid = i.inhrelid where i.inhparent = 'inferences'::regclass")}
-        today = datetime.now(timezone.utc)
+        today = datetime.now(UTC)
         assert "inferences_legacy" not in names and "inferences_default" in names
         assert {f"inferences_p{today + timedelta(days=d):%Y%m%d}" for d in range(4)} <= names
         record = make_record(id=str(uuid.uuid4()))

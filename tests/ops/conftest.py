@@ -20,7 +20,7 @@ class Gunicorn(GunicornWeb):
         settings = {"WEB_THREADS": "4", "WEB_TIMEOUT": "60", **platform.env(), **env}
         super().__init__(settings, workers=workers, log_path=workdir / f"gunicorn-{free_port()}.log")
 
-    def start(self, **options) -> "Gunicorn":  # type: ignore[override]
+    def start(self, **options) -> Gunicorn:  # type: ignore[override]
         options.setdefault("wait", "/healthz")
         options.setdefault("timeout", BOOT_SECONDS)
         super().start(**options)

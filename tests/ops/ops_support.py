@@ -45,7 +45,7 @@ class Load:
                     self.results.append(outcome)
                     self.latencies.append(outcome[0] - started)
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         for t in self.threads:
             t.start()
         return self

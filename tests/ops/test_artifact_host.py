@@ -84,7 +84,7 @@ def hup(server, load: Load, why: str, outcome: str, nth: int, workers_booted: in
     """HUP; wait for the ``nth`` ``reload <outcome>`` log line, for the new workers, and for more answers."""
     load.mark(f"HUP, {why}")
     server.signal(signal.SIGHUP)
-    line = server.wait_for_count(lambda l: l["message"].startswith(f"reload {outcome}"), nth)[nth - 1]
+    line = server.wait_for_count(lambda entry: entry["message"].startswith(f"reload {outcome}"), nth)[nth - 1]
     server.wait_for_count(serving, workers_booted)  # gunicorn replaces its workers either way
     load.wait_for_more(20)
     return line
@@ -124,19 +124,19 @@ def test_one_get_per_version_per_host_and_none_from_a_warm_cache(platform: Platf
     second = gunicorn(platform, workers=2, PRELOAD_MODELS="0", **gate.env())
     second.wait_for_count(serving, 2)
     assert gate.object_gets() == 0
-    assert all(l["message"].endswith(f"models loaded from {platform.cache_dir}")
-               for l in second.json_lines() if serving(l))
+    assert all(entry["message"].endswith(f"models loaded from {platform.cache_dir}")
+               for entry in second.json_lines() if serving(entry))
     assert readyz(second.url)["models_source"] == {"auto_pricing": {v: "cache" for v in versions}}
 
     second.signal(signal.SIGHUP)  # the same file: nothing to fetch
-    second.wait_for_log(lambda l: l["message"].startswith("reload accepted"))
+    second.wait_for_log(lambda entry: entry["message"].startswith("reload accepted"))
     second.wait_for_count(serving, 4)
     assert gate.object_gets() == 0
 
     sha = publish(platform.store, "auto_pricing", "1.3.0", Pricer("330.00", "1.3.0"))
     path = add_version(platform, "1.3.0", sha)
     second.signal(signal.SIGHUP)  # one new version: one GET
-    second.wait_for_count(lambda l: l["message"].startswith("reload accepted"), 2)
+    second.wait_for_count(lambda entry: entry["message"].startswith("reload accepted"), 2)
     second.wait_for_count(serving, 6)
     assert gate.object_gets() == 1
     doc = readyz(second.url, revision(path))
@@ -199,7 +199,7 @@ def test_cold_start_with_the_store_unreachable_serves_from_the_cache(platform: P
         response = requests.post(f"{second.url}/models/auto_pricing/versions/{version}/predict", json=QUOTE, timeout=10)
         assert response.status_code == 200 and response.json()["output"]["premium"] == premium
     assert readyz(second.url)["models_source"] == {"auto_pricing": {"1.0.0": "cache", "1.1.0": "cache"}}
-    ready = second.wait_for_log(lambda l: l["message"].startswith("artifacts ready"))
+    ready = second.wait_for_log(lambda entry: entry["message"].startswith("artifacts ready"))
     assert "0 downloaded from the store, 2 from the artifact cache" in ready["message"]
     second.stop()
 
@@ -209,7 +209,7 @@ def test_cold_start_with_the_store_unreachable_serves_from_the_cache(platform: P
     add_version(platform, "2.0.0", sha)
     third = gunicorn(platform, workers=2, wait=None, **gate.env())
     assert third.wait_exit(timeout=90) == 1
-    refused = third.wait_for_log(lambda l: l["message"].startswith("startup refused"), timeout=1)
+    refused = third.wait_for_log(lambda entry: entry["message"].startswith("startup refused"), timeout=1)
     (problem,) = refused["problems"]
     assert problem.startswith("[store] auto_pricing 2.0.0: cannot reach the model store"), problem
     assert "no verified copy in the artifact cache" in problem
@@ -274,7 +274,7 @@ def test_a_stopped_master_leaves_no_temporary_directories_and_metrics_name_the_o
                if s.name == "modelplatform_config_info"}
     assert sources == {str(platform.write_config())}
     server.signal(signal.SIGHUP)
-    server.wait_for_log(lambda l: l["message"].startswith("reload accepted"))
+    server.wait_for_log(lambda entry: entry["message"].startswith("reload accepted"))
     server.stop()
     assert server.proc.returncode == 0
     assert list(private_tmp.iterdir()) == []

@@ -40,7 +40,7 @@ def test_metrics_add_up_across_workers_and_logs_are_json(platform: Platform, gun
     server = gunicorn(platform, workers=2)
 
     # both workers up before the load, so the kernel can hand connections to either
-    server.wait_for_count(lambda l: l["message"].startswith("serving 1 model(s)"), 2)
+    server.wait_for_count(lambda entry: entry["message"].startswith("serving 1 model(s)"), 2)
 
     statuses: list[int] = []
 
@@ -59,23 +59,24 @@ def test_metrics_add_up_across_workers_and_logs_are_json(platform: Platform, gun
         for t in threads:
             t.join(timeout=60)
         sent += 100
-        server.wait_for_log(lambda l: l.get("request_id") == f"load-{sent - 1}")
+        server.wait_for_log(lambda entry, last=f"load-{sent - 1}": entry.get("request_id") == last)
         lines = server.json_lines()
-        served_by = {l["pid"] for l in lines if str(l.get("request_id", "")).startswith("load-")}
+        served_by = {entry["pid"] for entry in lines if str(entry.get("request_id", "")).startswith("load-")}
     assert len(served_by) == 2, "both workers should have served some requests"
     assert statuses == [200] * sent
     # every scrape, whichever worker answers it, reports the sum over both workers
     assert [predictions_total(server.url) for _ in range(6)] == [sent] * 6
 
-    requests_logged = [l for l in lines if l.get("logger") == "modelplatform.request"
-                       and str(l.get("request_id", "")).startswith("load-")]
+    requests_logged = [entry for entry in lines if entry.get("logger") == "modelplatform.request"
+                       and str(entry.get("request_id", "")).startswith("load-")]
     assert len(requests_logged) == sent
     line = requests_logged[0]
-    assert (line["model"], line["version"], line["routed_by"], line["status"]) == ("auto_pricing", "1.0.0", "default", 200)
+    assert ((line["model"], line["version"], line["routed_by"], line["status"])
+            == ("auto_pricing", "1.0.0", "default", 200))
     assert line["latency_ms"] > 0
-    startup = [l for l in lines if l["message"].startswith("serving 1 model(s)")]
+    startup = [entry for entry in lines if entry["message"].startswith("serving 1 model(s)")]
     assert len(startup) == 2 and str(platform.store.location) in startup[0]["message"]
-    loaded = [l for l in lines if l["message"] == "loaded model"]
+    loaded = [entry for entry in lines if entry["message"] == "loaded model"]
     assert loaded and loaded[0]["source"].endswith("auto_pricing/1.0.0.dill")
 
 
@@ -150,11 +151,11 @@ def test_hup_reload_serves_the_new_config_with_zero_failures_and_refuses_a_broke
         entry["default"] = "1.2.0"
         platform.write_config()
         server.signal(signal.SIGHUP)
-        refused = server.wait_for_log(lambda l: l["message"].startswith("reload refused"))
+        refused = server.wait_for_log(lambda entry: entry["message"].startswith("reload refused"))
         # one more worker, forked after the refusal: it must boot from the last good config
         server.signal(signal.SIGTTIN)
         # 2 workers after the good reload, 2 more after the refused one, 1 from TTIN: all on 2 versions
-        server.wait_for_count(lambda l: l["message"].startswith("serving 1 model(s), 2 version(s)"), 5)
+        server.wait_for_count(lambda entry: entry["message"].startswith("serving 1 model(s), 2 version(s)"), 5)
         time.sleep(2.0)
 
     assert load.failures() == []

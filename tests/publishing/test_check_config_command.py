@@ -9,7 +9,6 @@ import pytest
 
 from modelplatform.artifacts import sha256_hex
 from modelplatform.store import S3ModelStore
-
 from support import model_entry, publish
 from support.models import Echo, Pricer, Raises, Returns
 

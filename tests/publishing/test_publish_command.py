@@ -14,7 +14,6 @@ import pytest
 from modelplatform.artifacts import sha256_hex
 from modelplatform.publishing import PublishError, publish_file
 from modelplatform.store import S3ModelStore, VersionExists
-
 from race_support import race, winners
 from support.models import Echo, Pricer
 

@@ -15,8 +15,7 @@ import boto3
 import pytest
 
 from modelplatform.publishing import publish_file
-from modelplatform.settings import StoreLocation
-from modelplatform.store import S3ModelStore, VersionExists, WriteNotConfirmed
+from modelplatform.store import S3ModelStore, WriteNotConfirmed
 from race_support import race, winners
 from support.s3proxy import s3_proxy
 

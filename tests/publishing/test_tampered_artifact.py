@@ -9,7 +9,6 @@ import pytest
 from modelplatform.artifacts import sha256_hex
 from modelplatform.authoring import dumps_by_value
 from modelplatform.errors import StartupError
-
 from support import Platform
 from support.models import Pricer
 

@@ -6,7 +6,6 @@ import json
 import pytest
 
 from modelplatform.testing import VersionCheckFailed, check_version, version_problems
-
 from support import model_entry, publish
 from support.models import Pricer
 

@@ -12,11 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 from modelplatform.cli import main
-
+from replay_support import QUOTE_SCHEMA
 from support import Platform, publish
 from support.models import Pricer
-
-from replay_support import QUOTE_SCHEMA
 
 MODEL = "auto_pricing"
 VEHICLES = ("hatchback", "suv", "van")

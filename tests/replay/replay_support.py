@@ -6,7 +6,6 @@ from decimal import Decimal
 from typing import Any
 
 from modelplatform import ModelRejected
-
 from support.models import Pricer
 
 # a schema the recorded traffic and the candidates share: vehicle and driver_age required

@@ -5,10 +5,9 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from support.models import Pricer
-
 from conftest import MODEL, Recorded, results
 from replay_support import RaisesOnAge, RejectsVans, YoungDriverSurcharge
+from support.models import Pricer
 
 
 def test_replaying_the_live_version_itself_changes_nothing(recorded: Recorded, replay) -> None:

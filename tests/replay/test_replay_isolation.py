@@ -10,12 +10,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from modelplatform.authoring import dumps_by_value
-
-from support.models import Pricer
-
 from conftest import MODEL, Recorded, results
+from modelplatform.authoring import dumps_by_value
 from replay_support import ExitsOnAge, HangsOnAge, MarksOnUnpickle, ShowsEnvironment
+from support.models import Pricer
 
 
 def _runs(engine: sa.Engine) -> int:

@@ -8,10 +8,9 @@ import json
 import numpy
 import pytest
 
-from support.models import Pricer
-
 from conftest import MODEL, Recorded, results
 from replay_support import QUOTE_SCHEMA, AgeSlope, RejectsVans, RenamesCurrency, YoungDriverSurcharge
+from support.models import Pricer
 
 
 def test_medians_and_p95s_are_exact_over_every_compared_row(recorded: Recorded, replay) -> None:
@@ -26,8 +25,8 @@ def test_medians_and_p95s_are_exact_over_every_compared_row(recorded: Recorded, 
     ages = {f"q-{i}": q["driver_age"] for i, q in enumerate(recorded.inputs)}
     abs_diffs = numpy.array([(ages[r["request_id"]] % 7) * 0.37 for r in stored])
     baseline = {r["request_id"]: float(r["candidate_output"]["premium"]) - d
-                for r, d in zip(stored, abs_diffs)}
-    rel_diffs = numpy.array([d / baseline[r["request_id"]] for r, d in zip(stored, abs_diffs)])
+                for r, d in zip(stored, abs_diffs, strict=True)}
+    rel_diffs = numpy.array([d / baseline[r["request_id"]] for r, d in zip(stored, abs_diffs, strict=True)])
     assert premium["numeric"] == len(stored) == run.report["rows"]["both_ok"]
     for name, q in (("median", 50), ("p95", 95)):
         assert premium["abs"][name] == pytest.approx(numpy.percentile(abs_diffs, q), abs=1e-9)

@@ -7,11 +7,9 @@ import uuid
 
 import sqlalchemy as sa
 
-from modelplatform.audit import bounds
-
-from support.models import Pricer
-
 from conftest import MODEL, Recorded, results
+from modelplatform.audit import bounds
+from support.models import Pricer
 
 _COPY_ROW = sa.text("""
     insert into inferences (id, created_at, model, version, routed_by, experiment, routing_key, status, input,

@@ -75,10 +75,10 @@ pidfile = {workdir}/pgbouncer.pid
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
-            except OSError:
+            except OSError as refused:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     log = (workdir / "pgbouncer.log").read_text() if (workdir / "pgbouncer.log").exists() else ""
-                    raise RuntimeError(f"pgbouncer did not start (exit {proc.poll()}): {log[-2000:]}")
+                    raise RuntimeError(f"pgbouncer did not start (exit {proc.poll()}): {log[-2000:]}") from refused
                 time.sleep(0.1)
         yield make_url(f"postgresql://{target.username}@127.0.0.1:{port}/{target.database}").render_as_string(
             hide_password=False)

@@ -51,7 +51,7 @@ class S3Gate:
         return {"AWS_ENDPOINT_URL": self.url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                 "AWS_DEFAULT_REGION": "us-east-1"}
 
-    def up(self) -> "S3Gate":
+    def up(self) -> S3Gate:
         """Listen (again) on the same port."""
         if self._server is None:
             self._server = make_server("127.0.0.1", self.port, self._app, threaded=True,
