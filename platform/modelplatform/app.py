@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from flask import Flask
 
-from modelplatform import handoff
+from modelplatform import encoding, handoff
 from modelplatform.artifact_cache import ArtifactCache
 from modelplatform.audit import AuditLog
 from modelplatform.audit.group_commit import GroupCommitAuditLog
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, *, store: S3ModelStore | None =
         how = "models given to create_app"
     else:
         registry, how = _registry(settings, store)
+    encoding.warm_up()  # not on the first request's time (a no-op where the master did it before forking)
     metrics = Metrics(settings.metrics_dir)
     metrics.loaded(registry)
     if audit is None:

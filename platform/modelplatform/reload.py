@@ -48,7 +48,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelplatform import forkenv, handoff
+from modelplatform import encoding, forkenv, handoff
 from modelplatform.childenv import loading_env
 from modelplatform.errors import StartupError
 from modelplatform.settings import Settings, config_path_from
@@ -256,6 +256,7 @@ def _serve(prepared: handoff.Prepared, settings: Settings) -> None:
         gc.unfreeze()  # the old registry's objects become collectable again once the old workers are gone
     handoff.put(prepared)
     del current
+    encoding.warm_up()  # before the fork and the freeze: shared by every worker
     gc.collect()
     # objects alive now (the models) are left out of every later collection, in the master and in the workers:
     # a collection writes to each object it visits, which would copy the shared pages into every worker
